@@ -1,0 +1,58 @@
+# Edge-deployment pipeline. `make demo` and `make test` set up everything they need.
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+CONFIG ?= configs/demo.toml
+RUN ?= demo
+DEVICE ?= local
+DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+# CI runs the slow end-to-end tests too; a developer's `make test` stays lean.
+PYTEST_MARKERS := $(if $(CI),-m "slow or not slow",)
+
+.PHONY: .debian-packages help setup demo test test-all calibration bench-pipeline clean \
+        $(foreach s,data pretrain finetune prune quantize convert,stage-$(s))
+
+help:
+	@echo "make demo            train, compress and convert the demo model (configs/demo.toml)"
+	@echo "make test            run the test suite (CI=true adds the slow end-to-end tests)"
+	@echo "make test-all        run every test, slow ones included"
+	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
+	@echo "make calibration     regenerate calibration_data/ byte-identically"
+	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency"
+
+setup: $(VENV)/.installed .debian-packages
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt
+	touch $@
+
+.debian-packages: scripts/install-debian-packages.sh
+	scripts/install-debian-packages.sh $(DEBIAN_PACKAGES)
+
+demo: setup
+	$(VPY) -m pipeline run --config $(CONFIG)
+
+stage-%: setup
+	$(VPY) -m pipeline $* --config $(CONFIG)
+
+test: setup
+	$(VPY) -m pytest $(PYTEST_MARKERS)
+
+test-all: setup
+	$(VPY) -m pytest -m "slow or not slow"
+
+calibration: setup
+	$(VPY) -m pipeline calibration
+
+bench-pipeline: setup
+	$(VPY) -m pipeline bench-pipeline --config $(CONFIG)
+
+clean:
+	rm -rf build

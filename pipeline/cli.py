@@ -1,0 +1,58 @@
+"""Command line: one subcommand per job, each implemented in its own module.
+
+Modules are imported only when their subcommand runs, so `--help` and cache checks stay
+fast and do not import TensorFlow. A command module provides
+`add_arguments(parser)` and `run(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pipeline.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pipeline.commands.stages", "run every training stage (cached stages are skipped)"),
+    "data": ("pipeline.commands.stages", "stage 1: load the dataset and carve the validation split"),
+    "pretrain": ("pipeline.commands.stages", "stage 2: self-supervised pretraining of the encoder"),
+    "finetune": ("pipeline.commands.stages", "stage 3: few-label fine-tuning (and the from-scratch baseline)"),
+    "prune": ("pipeline.commands.stages", "stage 4: magnitude pruning with TF-MOT"),
+    "quantize": ("pipeline.commands.stages", "stage 5: PQAT / QAT / PTQ"),
+    "convert": ("pipeline.commands.stages", "stage 6: full-int8 TFLite conversion and verification"),
+    "calibration": ("pipeline.commands.calibration", "regenerate calibration_data/ (byte-identical)"),
+    "bench-pipeline": ("pipeline.commands.bench_pipeline", "per-stage wall time, throughput, float vs int8 latency"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.set_defaults(_module=module_name)
+        # Arguments are added lazily (see main) except for the one being run.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in COMMANDS:
+        # Re-build only the chosen subcommand with its real arguments.
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        parser = argparse.ArgumentParser(prog=f"python -m pipeline {argv[0]}", description=COMMANDS[argv[0]][1])
+        module.add_arguments(parser, argv[0])
+        args = parser.parse_args(argv[1:])
+        args.command = argv[0]
+        try:
+            return int(module.run(args) or 0)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    parser.parse_args(argv)  # prints help or a usage error
+    return 2

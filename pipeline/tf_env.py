@@ -1,0 +1,17 @@
+"""Import TensorFlow the one way TF-MOT 0.8.1 accepts: Keras 2 (tf_keras), set up before import.
+
+Every module that needs TensorFlow imports it from here, so the environment variable is
+always set before the first `import tensorflow` and models are always tf_keras models.
+"""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+__all__ = ["tf", "keras", "tfmot"]
