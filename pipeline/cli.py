@@ -23,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("pipeline.commands.stages", "stage 6: full-int8 TFLite conversion and verification"),
     "calibration": ("pipeline.commands.calibration", "regenerate calibration_data/ (byte-identical)"),
     "bench-pipeline": ("pipeline.commands.bench_pipeline", "per-stage wall time, throughput, float vs int8 latency"),
+    "bench": ("pipeline.commands.bench", "benchmark a model on one or more devices with the device agent"),
+    "deploy": ("pipeline.commands.deploy", "upload the agent and a model to devices without benchmarking"),
+    "bench-agent": ("pipeline.commands.bench_agent", "agent vs benchmark_litert_model latency; SSH upload vs scp"),
+    "edgetpu-check": ("pipeline.commands.edgetpu_check", "static Edge TPU compatibility report of an int8 .tflite"),
+    "edgetpu-compile": ("pipeline.commands.edgetpu_compile", "compile an int8 .tflite with edgetpu_compiler"),
+    "results": ("pipeline.commands.results", "list and filter stored results (table or JSON)"),
+    "baseline": ("pipeline.commands.baseline", "pin or unpin the baseline run for regression checks"),
+    "nightly": ("pipeline.commands.nightly", "train, benchmark, record and report every nightly variant"),
 }
 
 
