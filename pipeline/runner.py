@@ -8,7 +8,7 @@ stages after it re-run too, and only those.
 from __future__ import annotations
 
 import importlib
-import inspect
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,8 +32,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("data", "pipeline.stages.data", ("run", "data"), ()),
     StageSpec("pretrain", "pipeline.stages.pretrain", ("run", "model", "pretrain"), ("data",)),
     StageSpec("finetune", "pipeline.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain")),
-    StageSpec("prune", "pipeline.stages.prune", ("run", "prune"), ("data", "finetune")),
-    StageSpec("quantize", "pipeline.stages.quantize", ("run", "quantize"), ("data", "prune")),
+    StageSpec("prune", "pipeline.stages.prune", ("run", "finetune", "prune"), ("data", "finetune")),
+    StageSpec("quantize", "pipeline.stages.quantize", ("run", "finetune", "quantize"), ("data", "prune")),
     StageSpec("convert", "pipeline.stages.convert", ("convert",), ("data", "finetune", "prune", "quantize")),
 )
 STAGE_NAMES = [spec.name for spec in STAGES]
@@ -67,7 +67,7 @@ def run_dir_for(config: PipelineConfig) -> Path:
 
 
 def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
-    module_source = inspect.getsource(importlib.import_module(spec.module))
+    module_source = Path(importlib.util.find_spec(spec.module).origin).read_text()
     inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
     sections = {name: config.section(name) for name in spec.sections}
     return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": module_source})
