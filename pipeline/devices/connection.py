@@ -1,0 +1,113 @@
+"""One interface for every device: `run` a shell command, `put` and `get` files.
+
+The local device and SSH devices share it, so uploads, locking and the agent run are
+written once. Commands are shell strings; every variable part is quoted with shlex.quote
+by the caller (see pipeline/devices/remote.py).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.devices.inventory import DeviceProfile
+from pipeline.errors import UserError
+
+STDERR_TAIL_LINES = 3  # how much of a failed command's stderr an error message shows
+
+
+class DeviceError(UserError):
+    """A failure on one device (unreachable, refused key, agent error): reported for that device,
+    while the other devices go on."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def stderr_tail(self) -> str:
+        lines = [line.strip() for line in self.stderr.strip().splitlines() if line.strip()]
+        return " | ".join(lines[-STDERR_TAIL_LINES:]) or "no error output"
+
+
+class Connection(ABC):
+    """A device's shell and file transfer, opened on first use and closed by `close`."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+        self.name = profile.name
+
+    @property
+    @abstractmethod
+    def workdir(self) -> str:
+        """The device's work folder as the device's shell and file transfer see it."""
+
+    @abstractmethod
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command on the device and wait for it (DeviceError after `timeout` s)."""
+
+    @abstractmethod
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to a path on the device."""
+
+    @abstractmethod
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a file from the device to a local path."""
+
+    def close(self) -> None:
+        """Release the transport; the default has nothing to release."""
+
+    def check(self, command: str, timeout: float | None = None) -> CommandResult:
+        """`run` that turns a non-zero exit into a DeviceError naming the device and the command."""
+        result = self.run(command, timeout)
+        if result.exit_code != 0:
+            raise DeviceError(f"device {self.name}: `{command}` failed (exit {result.exit_code}): "
+                              f"{result.stderr_tail()}")
+        return result
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class LocalConnection(Connection):
+    """This machine as a device: commands run under /bin/sh in their own process group."""
+
+    @property
+    def workdir(self) -> str:
+        return str(Path(self.profile.workdir).expanduser().absolute())
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the agent is a grandchild: kill the whole group
+            process.communicate()
+            raise DeviceError(f"device {self.name}: `{command}` did not finish within {timeout:g} s") from None
+        return CommandResult(command, process.returncode, stdout, stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        shutil.copyfile(remote, local)
+
+
+def open_connection(profile: DeviceProfile) -> Connection:
+    """The connection for a profile's transport (SSH connects lazily, on first use)."""
+    if profile.transport == "local":
+        return LocalConnection(profile)
+    from pipeline.devices.ssh import SshConnection  # paramiko only when an SSH device is used
+
+    return SshConnection(profile)

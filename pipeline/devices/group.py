@@ -1,0 +1,77 @@
+"""Fan-out over devices: one thread per device, and a failure stays that device's own.
+
+Shaped like fabric's Group: the same verbs as a Connection, returning a mapping
+device name -> result or exception, with `.succeeded` and `.failed` views.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+from pipeline.devices.connection import CommandResult, Connection, DeviceError, open_connection
+from pipeline.devices.inventory import DeviceProfile
+
+LOG = logging.getLogger(__name__)
+
+
+class GroupResult(dict):
+    """device name -> the value returned for it, or the exception it raised."""
+
+    @property
+    def succeeded(self) -> dict[str, Any]:
+        return {name: value for name, value in self.items() if not isinstance(value, BaseException)}
+
+    @property
+    def failed(self) -> dict[str, BaseException]:
+        return {name: value for name, value in self.items() if isinstance(value, BaseException)}
+
+
+def failure_reason(name: str, error: BaseException) -> str:
+    """One line for a failed device: DeviceErrors already name it; anything else gets its type."""
+    if isinstance(error, DeviceError):
+        return str(error)
+    return f"device {name}: {type(error).__name__}: {error}"
+
+
+class Group:
+    """Connections to several devices, used in parallel; closing the group closes them all."""
+
+    def __init__(self, connections: Iterable[Connection]):
+        self.connections = list(connections)
+
+    @classmethod
+    def from_profiles(cls, profiles: Iterable[DeviceProfile]) -> "Group":
+        return cls(open_connection(profile) for profile in profiles)
+
+    def map(self, action: Callable[[Connection], Any]) -> GroupResult:
+        """Call `action(connection)` for every device at once; collect results and exceptions."""
+        def guarded(connection: Connection) -> Any:
+            try:
+                return action(connection)
+            except Exception as error:  # noqa: BLE001 - reported per device, the others go on
+                LOG.debug("device %s failed", connection.name, exc_info=True)
+                return error
+
+        if not self.connections:
+            return GroupResult()
+        with ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="device") as pool:
+            outcomes = list(pool.map(guarded, self.connections))
+        return GroupResult(zip((connection.name for connection in self.connections), outcomes))
+
+    def run(self, command: str, timeout: float | None = None) -> GroupResult:
+        """The same shell command on every device."""
+        def run_one(connection: Connection) -> CommandResult:
+            return connection.run(command, timeout)
+
+        return self.map(run_one)
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+    def __enter__(self) -> "Group":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,80 @@
+"""What `bench` and `deploy` act on: devices from the inventory and a model with its samples
+(the run's manifest by default, or --model/--samples)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.artifacts import MANIFEST_NAME, read_json
+from pipeline.config import RunConfig
+from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
+from pipeline.errors import UserError
+
+BUILD_DIR = Path(RunConfig.build_dir)
+# --variant -> (model artifact, samples artifact) in build/<run>/manifest.json
+VARIANTS = {
+    "int8": ("int8_tflite", "int8_samples"),
+    "ptq_int8": ("ptq_int8_tflite", "ptq_int8_samples"),
+    "float": ("float_tflite", "float_samples"),
+}
+
+
+@dataclass(frozen=True)
+class Targets:
+    profiles: list[DeviceProfile]
+    model: Path
+    samples: Path
+    run: str
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", action="append", default=[], metavar="NAME",
+                        help="device from the inventory (repeatable; default: local)")
+    parser.add_argument("--all", action="store_true", help="every device of the inventory")
+    parser.add_argument("--devices", metavar="FILE", help="inventory file (default: $DEVICES, else ./devices.toml)")
+    parser.add_argument("--run", default=RunConfig.name, help="pipeline run whose model to use (default: %(default)s)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="int8",
+                        help="which model of the run (default: %(default)s)")
+    parser.add_argument("--model", type=Path, help="a .tflite file instead of the run's model")
+    parser.add_argument("--samples", type=Path, help="its samples .npz (required with --model)")
+
+
+def model_from_manifest(run: str, variant: str) -> tuple[Path, Path]:
+    """The run's model and samples files for a variant, as its manifest names them."""
+    run_dir = BUILD_DIR / run
+    manifest = run_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        raise UserError(f"{manifest} does not exist; run `make demo` first, or pass --model M.tflite --samples S.npz")
+    artifacts = read_json(manifest).get("artifacts", {})
+    paths = []
+    for key in VARIANTS[variant]:
+        if key not in artifacts:
+            raise UserError(f"{manifest} has no artifacts.{key}; finish the run (`make demo`) or pick another --variant")
+        paths.append(run_dir / artifacts[key])
+    return paths[0], paths[1]
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; check the path (or rerun `make demo`)")
+    return path
+
+
+def targets_from_args(args: argparse.Namespace) -> Targets:
+    """Devices and model chosen on the command line, all checked before any device is contacted."""
+    if args.all and args.device:
+        raise UserError("give either --all or --device NAME, not both")
+    if args.run in ("", ".", "..") or "/" in args.run:
+        raise UserError(f"--run {args.run!r} must be a run name like 'demo'")
+    source = inventory_path(args.devices)
+    profiles = select_devices(load_inventory(source), args.device, args.all, source)
+    if args.model is None and args.samples is not None:
+        raise UserError("--samples needs --model (without both, the run's manifest names them)")
+    if args.model is not None:
+        if args.samples is None:
+            raise UserError("--model needs --samples S.npz (the labelled images and reference outputs for it)")
+        model, samples = args.model, args.samples
+    else:
+        model, samples = model_from_manifest(args.run, args.variant)
+    return Targets(profiles, _existing(model, "model"), _existing(samples, "samples file"), args.run)

@@ -1,0 +1,84 @@
+"""Content-addressed uploads: `<workdir>/cache/<sha256><suffix>` on the device.
+
+A file is sent to a temporary name, its hash is checked on the device and only then renamed
+into place, so the cache never holds a file whose name lies about its content. A cached
+file is re-hashed before each use; an intact one is not sent again.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import shlex
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.artifacts import TMP_PREFIX, sha256_file
+from pipeline.devices.connection import Connection, DeviceError
+
+LOG = logging.getLogger(__name__)
+CACHE_DIR = "cache"
+
+
+class UploadCorrupted(DeviceError):
+    """The bytes on the device do not hash to what was sent; the copy was deleted."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    local: Path
+    remote: str  # the verified cached copy on the device
+    sha256: str
+    bytes_sent: int  # 0 when the device already had it
+
+
+def cache_dir(connection: Connection) -> str:
+    return f"{connection.workdir}/{CACHE_DIR}"
+
+
+def remote_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
+    """sha256 of each device file that exists and is readable (missing ones are left out)."""
+    quoted = " ".join(shlex.quote(path) for path in paths)
+    result = connection.run(f"sha256sum -- {quoted} 2>/dev/null")
+    hashes = {}
+    for line in result.stdout.splitlines():
+        digest, _, path = line.partition("  ")
+        hashes[path] = digest
+    return hashes
+
+
+def _send_verified(connection: Connection, local: Path, digest: str, final: str) -> None:
+    """Send to a temporary name, check the hash on the device, then rename atomically."""
+    tmp = f"{cache_dir(connection)}/{TMP_PREFIX}{secrets.token_hex(6)}-{Path(final).name}"
+    try:
+        connection.put(local, tmp)
+        received = remote_hashes(connection, [tmp]).get(tmp)
+        if received != digest:
+            raise UploadCorrupted(
+                f"device {connection.name}: upload of {local.name} arrived corrupted (sha256 "
+                f"{received or 'unreadable'} instead of {digest}); the copy was deleted and nothing was "
+                f"benchmarked; check free space on the device (df -h {connection.workdir}) and retry")
+        connection.check(f"mv -f -- {shlex.quote(tmp)} {shlex.quote(final)}")
+    except BaseException:
+        with suppress(Exception):  # keep the original error if the link is gone too
+            connection.run(f"rm -f -- {shlex.quote(tmp)}")
+        raise
+
+
+def upload_files(connection: Connection, files: list[Path]) -> list[Upload]:
+    """Make sure the device's cache holds each file, sending only what is missing or damaged."""
+    connection.check(f"mkdir -p -- {shlex.quote(cache_dir(connection))}")
+    wanted = [(local, sha256_file(local)) for local in files]
+    finals = [f"{cache_dir(connection)}/{digest}{local.suffix}" for local, digest in wanted]
+    cached = remote_hashes(connection, finals)
+    uploads = []
+    for (local, digest), final in zip(wanted, finals):
+        bytes_sent = 0
+        if cached.get(final) != digest:
+            if final in cached:
+                LOG.warning("device %s: cached %s is damaged (sha256 %s), sending it again",
+                            connection.name, final, cached[final])
+            _send_verified(connection, local, digest, final)
+            bytes_sent = local.stat().st_size
+        uploads.append(Upload(local, final, digest, bytes_sent))
+    return uploads
