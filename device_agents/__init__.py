@@ -1,0 +1,1 @@
+"""Code that runs on the edge devices, plus the host-side helper that packs it (bundle.py)."""
