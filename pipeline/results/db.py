@@ -1,0 +1,165 @@
+"""One small database interface over SQLite and PostgreSQL, so the store is written once.
+
+SQL is written with `?` placeholders and portable types; the PostgreSQL backend rewrites
+the placeholders for psycopg. Both connections run in autocommit mode: every write goes
+through `transaction()`, which commits as a whole or not at all.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import UserError
+
+ENV_VAR = "RESULTS_DB"
+DEFAULT_SQLITE_PATH = Path("results") / "results.db"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+Row = dict[str, Any]
+
+
+class Transaction(Protocol):
+    """What a write transaction offers: run statements, read rows, insert and get the new id."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class Database(Protocol):
+    dialect: str
+    url: str
+
+    def transaction(self) -> Any: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe to print or log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolve_url(url: str | None) -> str:
+    """The explicit URL, else $RESULTS_DB, else the default SQLite file."""
+    return url or os.environ.get(ENV_VAR) or str(DEFAULT_SQLITE_PATH)
+
+
+def connect(url: str | None = None) -> Database:
+    """Open the database named by a postgresql:// URL, a sqlite:/// URL or a file path."""
+    url = resolve_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in POSTGRES_SCHEMES:
+        return PostgresDatabase(url)
+    if scheme in ("", "sqlite"):
+        return SqliteDatabase(url.removeprefix("sqlite://") if scheme else url)
+    raise UserError(f"unsupported results database URL scheme {scheme!r}: use postgresql://... or a SQLite file path")
+
+
+class _SqliteTransaction:
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(row) for row in self.connection.execute(sql, params).fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.connection.executemany(sql, rows)
+
+
+class SqliteDatabase:
+    """A SQLite file in WAL mode: readers never block the writer, a killed writer loses nothing committed."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.url = str(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+            self.connection.row_factory = sqlite3.Row
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
+            self.connection.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as error:
+            raise UserError(f"cannot open the results database {self.path}: {error}; check the path and its permissions") from error
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqliteTransaction]:
+        """BEGIN IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTransaction(self.connection)
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(row) for row in self.connection.execute(sql, params).fetchall()]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _to_psycopg(sql: str) -> str:
+    """`?` -> `%s` (the store's SQL never contains a literal `?` or `%`)."""
+    return _PLACEHOLDER.sub("%s", sql)
+
+
+class _PostgresTransaction:
+    def __init__(self, connection: Any):
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = self.connection.execute(_to_psycopg(sql), params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.executemany(_to_psycopg(sql), rows)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database reached with psycopg 3; the URL is never printed with its password."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        self.url = redact_url(url)
+        try:
+            self.connection = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"cannot connect to PostgreSQL at {self.url}: {reason}; check RESULTS_DB / --db") from error
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTransaction]:
+        with self.connection.transaction():
+            yield _PostgresTransaction(self.connection)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return _PostgresTransaction(self.connection).execute(sql, params)
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,37 @@
+"""Fixtures for a real PostgreSQL server (started once per test session) and the store on both backends.
+
+Import them into a test module: `from tests.postgres_fixtures import postgres_server, results_url`.
+The PostgreSQL parameter fails, never skips, when the server cannot start: CI installs it.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pipeline.results.pg_server import FAST_TEST_SETTINGS, PostgresUnavailable, TemporaryPostgres
+
+BACKENDS = ("sqlite", "postgresql")
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """One throw-away server for the session; tests get their own database in it."""
+    try:
+        server = TemporaryPostgres(FAST_TEST_SETTINGS).start()
+    except PostgresUnavailable as error:
+        pytest.fail(f"PostgreSQL test server could not start: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty results database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "results.db")
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"results_test_{next(_database_numbers)}")
