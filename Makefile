@@ -36,13 +36,20 @@ $(VENV)/.installed: requirements.txt
 .debian-packages: scripts/install-debian-packages.sh
 	scripts/install-debian-packages.sh $(DEBIAN_PACKAGES)
 
+# Second environment for the device agent's tests: tflite-runtime 2.14 + numpy 1.x, what Raspberry Pi OS
+# users install (it crashes under numpy 2). Only the agent runs in it.
+.venv-tflite214/.installed: requirements-tflite214.txt
+	$(PYTHON) -m venv .venv-tflite214
+	.venv-tflite214/bin/python -m pip install -q -r requirements-tflite214.txt
+	touch $@
+
 demo: setup
 	$(VPY) -m pipeline run --config $(CONFIG)
 
 stage-%: setup
 	$(VPY) -m pipeline $* --config $(CONFIG)
 
-test: setup
+test: setup .venv-tflite214/.installed
 	$(VPY) -m pytest $(PYTEST_MARKERS)
 
 test-all: setup
