@@ -63,3 +63,11 @@ bench-pipeline: setup
 
 clean:
 	rm -rf build
+
+# Coral Edge TPU. MODEL=path/to/model.tflite (default: build/demo's manifest artifacts.int8_tflite).
+.PHONY: edgetpu-check edgetpu-compile
+edgetpu-check: setup
+	$(VPY) -m pipeline edgetpu-check "$(MODEL)"
+
+edgetpu-compile: setup
+	$(VPY) -m pipeline edgetpu-compile "$(MODEL)"
