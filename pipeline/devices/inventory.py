@@ -125,8 +125,8 @@ def inventory_path(explicit: str | None = None) -> Path | None:
 
 
 def load_inventory(path: Path | None) -> dict[str, DeviceProfile]:
-    """Every device of the inventory file, plus the embedded `local` device."""
-    devices = {LOCAL_DEVICE: _profile_from_table(LOCAL_DEVICE, {}, "<embedded>: devices.local")}
+    """The devices an inventory file declares (none without a file)."""
+    devices: dict[str, DeviceProfile] = {}
     if path is None:
         return devices
     try:
@@ -144,11 +144,13 @@ def load_inventory(path: Path | None) -> dict[str, DeviceProfile]:
     return devices
 
 
-def select_devices(devices: dict[str, DeviceProfile], names: list[str], every: bool,
+def select_devices(declared: dict[str, DeviceProfile], names: list[str], every: bool,
                    source: Path | None) -> list[DeviceProfile]:
-    """The profiles named on the command line (`local` when none are), in inventory order for --all."""
+    """The profiles named on the command line; `local` (embedded unless declared) when none are,
+    every declared device for --all."""
+    devices = {LOCAL_DEVICE: _profile_from_table(LOCAL_DEVICE, {}, "<embedded>: devices.local"), **declared}
     if every:
-        return list(devices.values())
+        return list(declared.values()) or [devices[LOCAL_DEVICE]]
     chosen = names or [LOCAL_DEVICE]
     missing = [name for name in chosen if name not in devices]
     if missing:

@@ -182,7 +182,8 @@ class SshConnection(Connection):
 
 
 def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[str | None, str]:
-    """Drain stdout and stderr together (so neither fills the window) until exit; None on timeout."""
+    """Drain stdout and stderr together (so neither fills the window) until EOF and exit status;
+    stdout is None when `timeout` passed first."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stdout, stderr = bytearray(), bytearray()
     while True:
@@ -190,11 +191,12 @@ def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[
             stdout += channel.recv(READ_CHUNK)
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(READ_CHUNK)
-        finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
-        if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
-            break
         remaining = None if deadline is None else deadline - time.monotonic()
+        if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
         if remaining is not None and remaining <= 0:
             return None, stderr.decode(errors="replace")
-        select.select([channel], [], [], 1.0 if remaining is None else min(remaining, 1.0))
+        select.select([channel], [], [], remaining)  # the channel's pipe wakes on data and on EOF
+    if not channel.status_event.wait(remaining):
+        return None, stderr.decode(errors="replace")
     return stdout.decode(errors="replace"), stderr.decode(errors="replace")

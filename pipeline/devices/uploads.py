@@ -18,6 +18,7 @@ from pipeline.devices.connection import Connection, DeviceError
 
 LOG = logging.getLogger(__name__)
 CACHE_DIR = "cache"
+CORRUPTED_EXIT = 3  # the verify command's exit when the hash differs
 
 
 class UploadCorrupted(DeviceError):
@@ -36,10 +37,12 @@ def cache_dir(connection: Connection) -> str:
     return f"{connection.workdir}/{CACHE_DIR}"
 
 
-def remote_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
-    """sha256 of each device file that exists and is readable (missing ones are left out)."""
+def cached_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
+    """Create the cache folder and hash the wanted files in it, in one round trip; missing files
+    are left out of the answer."""
     quoted = " ".join(shlex.quote(path) for path in paths)
-    result = connection.run(f"sha256sum -- {quoted} 2>/dev/null")
+    result = connection.check(f"mkdir -p -- {shlex.quote(cache_dir(connection))} && "
+                              f"{{ sha256sum -- {quoted} 2>/dev/null; true; }}")
     hashes = {}
     for line in result.stdout.splitlines():
         digest, _, path = line.partition("  ")
@@ -47,30 +50,40 @@ def remote_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
     return hashes
 
 
+def _verify_command(tmp: str, digest: str, final: str) -> str:
+    """On the device: rename `tmp` to `final` if it hashes to `digest`, else delete it, print the
+    hash it had and exit with CORRUPTED_EXIT."""
+    tmp, final = shlex.quote(tmp), shlex.quote(final)
+    return (f"sha256sum -- {tmp} | {{ read -r received rest; if [ \"$received\" = {digest} ]; "
+            f"then mv -f -- {tmp} {final}; else rm -f -- {tmp}; echo \"${{received:-unreadable}}\"; "
+            f"exit {CORRUPTED_EXIT}; fi; }}")
+
+
 def _send_verified(connection: Connection, local: Path, digest: str, final: str) -> None:
     """Send to a temporary name, check the hash on the device, then rename atomically."""
     tmp = f"{cache_dir(connection)}/{TMP_PREFIX}{secrets.token_hex(6)}-{Path(final).name}"
     try:
         connection.put(local, tmp)
-        received = remote_hashes(connection, [tmp]).get(tmp)
-        if received != digest:
-            raise UploadCorrupted(
-                f"device {connection.name}: upload of {local.name} arrived corrupted (sha256 "
-                f"{received or 'unreadable'} instead of {digest}); the copy was deleted and nothing was "
-                f"benchmarked; check free space on the device (df -h {connection.workdir}) and retry")
-        connection.check(f"mv -f -- {shlex.quote(tmp)} {shlex.quote(final)}")
+        result = connection.run(_verify_command(tmp, digest, final))
     except BaseException:
         with suppress(Exception):  # keep the original error if the link is gone too
             connection.run(f"rm -f -- {shlex.quote(tmp)}")
         raise
+    if result.exit_code == CORRUPTED_EXIT:
+        raise UploadCorrupted(
+            f"device {connection.name}: upload of {local.name} arrived corrupted (sha256 {result.stdout.strip()} "
+            f"instead of {digest}); the copy was deleted and nothing was benchmarked; check free space on the "
+            f"device (df -h {connection.workdir}) and retry")
+    if result.exit_code != 0:
+        raise DeviceError(f"device {connection.name}: could not store {final} (exit {result.exit_code}): "
+                          f"{result.stderr_tail()}")
 
 
 def upload_files(connection: Connection, files: list[Path]) -> list[Upload]:
     """Make sure the device's cache holds each file, sending only what is missing or damaged."""
-    connection.check(f"mkdir -p -- {shlex.quote(cache_dir(connection))}")
     wanted = [(local, sha256_file(local)) for local in files]
     finals = [f"{cache_dir(connection)}/{digest}{local.suffix}" for local, digest in wanted]
-    cached = remote_hashes(connection, finals)
+    cached = cached_hashes(connection, finals)
     uploads = []
     for (local, digest), final in zip(wanted, finals):
         bytes_sent = 0

@@ -1,0 +1,160 @@
+"""The real agent on a real SSH test host: bench and deploy end to end, the device lock, stale
+locks, corrupted uploads and per-device failures."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.devices.benchmark import LOCK_FILE, BenchJob, benchmark
+from pipeline.devices.connection import DeviceError
+from pipeline.devices.ssh import SshConnection
+from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted
+from tests.sshd_fixtures import (agent_zipapp, closed_port_profile, inventory_toml, known_hosts,  # noqa: F401
+                                 ssh_host, ssh_profile, tiny_model)
+from tests.test_devices_uploads import DamagingLink
+
+RESULT_FIELDS = ("latency_ms", "throughput_ips", "accuracy", "output_max_diff", "peak_rss_mb", "state", "energy")
+
+
+def timestamping_python(folder: Path) -> tuple[Path, Path]:
+    """A python for the device that logs when each agent run starts and ends (in the lock)."""
+    log, wrapper = folder / "agent-runs.log", folder / "python-with-log"
+    wrapper.write_text(f"#!/bin/sh\necho start $(date +%s.%N) >> {shlex.quote(str(log))}\n"
+                       f"{shlex.quote(sys.executable)} \"$@\"\nstatus=$?\n"
+                       f"echo end $(date +%s.%N) >> {shlex.quote(str(log))}\nexit $status\n")
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bench_round_trip_then_nothing_resent(ssh_host, known_hosts, tiny_model, tmp_path, monkeypatch, capsys):
+    model, samples = tiny_model
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(inventory_toml([ssh_profile(ssh_host, known_hosts, tmp_path / "device")]))
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--devices", str(inventory), "--device", "testhost", "--model", str(model),
+            "--samples", str(samples), "--run", "trial"]
+    first_code, first_out, _ = run_cli(argv, capsys)
+    second_code, _, _ = run_cli(argv + ["--json"], capsys)
+    saved = sorted((tmp_path / "build" / "trial" / "bench").glob("testhost-*.json"))
+    assert (first_code, second_code, len(saved)) == (0, 0, 2)
+    first, second = (json.loads(path.read_text()) for path in saved)
+    cached = sorted(path.name for path in (tmp_path / "device" / CACHE_DIR).iterdir())
+    assert first["bytes_sent"] == sum((tmp_path / "device" / CACHE_DIR / name).stat().st_size for name in cached)
+    assert len(cached) == 3 and second["bytes_sent"] == 0  # agent, model and samples were not sent again
+    assert (first["device"], first["run"], first["model_path"]) == ("testhost", "trial", str(model))
+    assert all(field in first for field in RESULT_FIELDS) and first["accuracy"]["count"] == 48
+    assert first["accuracy"]["value"] >= 0.9 and first["output_max_diff"] <= 2
+    assert "testhost" in first_out.splitlines()[1] and "median ms" in first_out
+
+
+def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known_hosts, tiny_model, tmp_path,
+                                                                monkeypatch, capsys):
+    good = ssh_profile(ssh_host, known_hosts, tmp_path / "device")
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(inventory_toml([good, closed_port_profile(good)]))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["bench", "--devices", str(inventory), "--all", "--model", str(tiny_model[0]),
+                              "--samples", str(tiny_model[1]), "--json"], capsys)
+    documents = {document["device"]: document for document in json.loads(out)}
+    assert code == 1
+    assert "latency_ms" in documents["testhost"] and "unreachable after 1 attempt" in documents["unreachable"]["error"]
+    assert "error: device unreachable" in err
+    assert [path.name.split("-")[0] for path in (tmp_path / "build" / "demo" / "bench").iterdir()] == ["testhost"]
+
+
+def test_deploy_uploads_once(ssh_host, known_hosts, tiny_model, tmp_path, monkeypatch, capsys):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(inventory_toml([ssh_profile(ssh_host, known_hosts, tmp_path / "device")]))
+    argv = ["deploy", "--devices", str(inventory), "--device", "testhost", "--model", str(tiny_model[0]),
+            "--samples", str(tiny_model[1])]
+    first_code, first_out, _ = run_cli(argv, capsys)
+    second_code, second_out, _ = run_cli(argv, capsys)
+    assert (first_code, second_code) == (0, 0)
+    assert second_out.startswith("testhost: 0 bytes sent") and not first_out.startswith("testhost: 0 bytes")
+    assert not (tmp_path / "build").exists()  # nothing was benchmarked
+
+
+def test_corrupted_upload_is_never_benchmarked(ssh_host, known_hosts, tiny_model, agent_zipapp, tmp_path):
+    python, runs_log = timestamping_python(tmp_path)
+    profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", python=str(python))
+    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    with DamagingLink(profile) as connection, pytest.raises(UploadCorrupted):
+        benchmark(connection, job)
+    assert not runs_log.exists()
+
+
+def test_agent_error_is_reported_in_one_line(ssh_host, known_hosts, tiny_model, agent_zipapp, tmp_path):
+    not_samples = tmp_path / "broken.npz"
+    not_samples.write_bytes(b"not an npz file")
+    job = BenchJob(agent_zipapp, tiny_model[0], not_samples, run="demo")
+    with SshConnection(ssh_profile(ssh_host, known_hosts, tmp_path / "device")) as connection:
+        with pytest.raises(DeviceError, match=r"device testhost: the agent failed \(exit 1\): .*samples") as failed:
+            benchmark(connection, job)
+    assert "\n" not in str(failed.value)
+
+
+def _bench_in_thread(profile, job, outcomes: list) -> threading.Thread:
+    def work() -> None:
+        with SshConnection(profile) as connection:
+            outcomes.append(benchmark(connection, job))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def test_two_runs_on_one_device_are_serialized_by_the_lock(ssh_host, known_hosts, tiny_model, agent_zipapp,
+                                                            tmp_path):
+    python, runs_log = timestamping_python(tmp_path)
+    profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", python=str(python), min_s=0.5)
+    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    outcomes: list = []
+    threads = [_bench_in_thread(profile, job, outcomes) for _ in range(2)]
+    for thread in threads:
+        thread.join(timeout=120)
+    events = [line.split() for line in runs_log.read_text().splitlines()]
+    assert len(outcomes) == 2
+    assert [kind for kind, _ in events] == ["start", "end", "start", "end"]
+    assert float(events[1][1]) <= float(events[2][1])  # the second run began after the first ended
+
+
+def _hold_lock(lock: Path) -> subprocess.Popen:
+    """Another benchmark holding the device lock (flock, as the host's command takes it)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while subprocess.run(["flock", "-n", str(lock), "true"]).returncode == 0:
+        assert time.monotonic() < deadline, "the holder never took the lock"
+        time.sleep(0.05)
+    return holder
+
+
+def test_busy_device_then_lock_of_a_killed_holder_is_recovered(ssh_host, known_hosts, tiny_model, agent_zipapp,
+                                                               tmp_path):
+    profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", lock_timeout_s=0.5)
+    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    holder = _hold_lock(tmp_path / "device" / LOCK_FILE)
+    with SshConnection(profile) as connection:
+        with pytest.raises(DeviceError, match="busy: another benchmark held"):
+            benchmark(connection, job)
+        os.killpg(holder.pid, signal.SIGKILL)  # the holder crashes: its lock file stays behind
+        holder.wait()
+        assert (tmp_path / "device" / LOCK_FILE).exists()
+        document = benchmark(connection, job)
+    assert document["device"] == "testhost"
