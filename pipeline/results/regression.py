@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from pipeline.errors import UserError
 
@@ -146,6 +145,8 @@ def compare(metric: str, baseline: Sequence[Observation], current: Observation, 
     samples = _sample_test(baseline, current, rule)
     p_value = None
     if samples is not None:
+        from scipy.stats import mannwhitneyu  # here, not at the top: importing scipy.stats takes ~1 s
+
         pooled, now = samples
         base_value, current_value, iqr = float(np.median(pooled)), float(np.median(now)), _iqr(pooled)
         p_value = float(mannwhitneyu(now, pooled, alternative="two-sided").pvalue)
