@@ -59,6 +59,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     plain = _classifier(keras.Input(INPUT_SHAPE))
     with_sin = _classifier(keras.Input(INPUT_SHAPE), middle=keras.layers.Lambda(tf.math.sin))
     dynamic_input = keras.Input((None, None, 1))
+    fixed_input = keras.Input(INPUT_SHAPE, batch_size=1)
+    channel_mean = keras.layers.Lambda(lambda v: tf.reduce_mean(v, axis=-1))(keras.layers.Conv2D(3, 3)(fixed_input))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(dynamic_input))
     built = {
         "int8": _convert(plain),
@@ -67,6 +69,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "sin": _convert(with_sin, float_fallback=True),
         "dynamic_shape": _convert(keras.Model(dynamic_input, keras.layers.Dense(3)(pooled))),
         "batch2": _convert(_classifier(keras.Input(INPUT_SHAPE, batch_size=2))),
+        "limits": _convert(keras.Model(fixed_input, keras.layers.Softmax()(channel_mean))),
     }
     paths = {}
     for name, flatbuffer in built.items():
@@ -134,6 +137,14 @@ def test_batch_of_two_breaks_the_rank_limit(models):
     assert report.ops_on_edgetpu == 0
     assert "more than 3 dimensions larger than 1" in report.first_unsupported.reasons[0]
     assert "int8[2,8,8,1]" in report.first_unsupported.reasons[0]
+
+
+def test_documented_op_limits_mean_over_3_channels_and_2d_softmax(models):
+    report = check_model(models["limits"])
+    assert _placements(report) == [("CONV_2D", "edgetpu"), ("MEAN", "cpu"), ("SOFTMAX", "cpu")]
+    assert report.verdicts[1].reasons == ["reduces over 3 channels; a channel reduction needs a multiple of 4"]
+    assert report.verdicts[2].reasons == ["input int8[1,6,6] is not 1-D; the Edge TPU's Softmax takes a 1-D input only"]
+    assert not any("dynamic" in note for note in report.notes)
 
 
 def test_table_names_each_op_and_the_first_unsupported_one(models):

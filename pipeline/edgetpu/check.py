@@ -125,7 +125,9 @@ def _dtype_reasons(op: OpInfo) -> list[str]:
         label = f"{'constant' if tensor.constant else role} '{tensor.name}'"
         if tensor.dtype in EIGHT_BIT and not tensor.quantized:
             unquantized.append(label)
-        elif tensor.dtype not in EIGHT_BIT and not (tensor.constant and tensor.dtype in CONSTANT_INDEX_DTYPES):
+        elif tensor.dtype in CONSTANT_INDEX_DTYPES and not tensor.constant:
+            wrong_type.append(f"{label} is {tensor.dtype} computed at run time (e.g. a shape from a dynamic batch)")
+        elif tensor.dtype not in EIGHT_BIT + CONSTANT_INDEX_DTYPES:
             wrong_type.append(f"{label} is {tensor.dtype}")
     reasons = [f"not int8/uint8 quantized: {', '.join(wrong_type)}"] if wrong_type else []
     if unquantized:

@@ -132,7 +132,7 @@ def _prelu(op: OpInfo) -> list[str]:
     alpha = op.inputs[1]
     if not alpha.constant:
         return ["alpha is not a constant"]
-    if len(effective_shape(alpha.shape)) > 1 and any(d > 1 for d in alpha.shape[:-1]):
+    if any(d > 1 for d in alpha.shape[:-1]):
         return [f"alpha {alpha.describe()} is not 1-dimensional (use shared_axes=[1, 2] in Keras PReLU)"]
     return []
 
