@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -164,3 +166,162 @@ def run_agent(
 
 def model_args(files: ModelFiles, *extra: str) -> list[str]:
     return ["--model", str(files.model), "--samples", str(files.samples), *FAST_PROTOCOL, *extra]
+
+
+# ---- sysfs-shaped fixture trees, a stand-in vcgencmd, and power that changes on a known schedule ----
+
+# A Raspberry Pi 5's `vcgencmd pmic_read_adc` rails: (rail, current channel, volt channel, amps, volts).
+PMIC_RAILS = [
+    ("3V7_WL_SW", 0, 8, 0.0039, 3.7175), ("3V3_SYS", 1, 9, 0.0566, 3.3123), ("1V8_SYS", 2, 10, 0.1786, 1.7995),
+    ("DDR_VDD2", 3, 11, 0.0205, 1.1106), ("DDR_VDDQ", 4, 12, 0.0, 0.6072), ("1V1_SYS", 5, 13, 0.1884, 1.1057),
+    ("0V8_SW", 6, 14, 0.2928, 0.8020), ("VDD_CORE", 7, 15, 0.7168, 0.8400), ("3V3_DAC", 17, 20, 0.0005, 3.3150),
+    ("3V3_ADC", 18, 21, 0.0005, 3.3168), ("0V8_AON", 16, 19, 0.0039, 0.8037), ("HDMI", 22, 23, 0.0215, 5.1494),
+]
+PMIC_VOLT_ONLY = [("EXT5V", 24, 5.1457), ("BATT", 25, 0.0)]
+FAKE_VCGENCMD = """#!/bin/sh
+# TEST FIXTURE standing in for the Raspberry Pi's vcgencmd: prints files the test writes beside it.
+here=$(dirname "$0")
+case "$1" in
+  pmic_read_adc) cat "$here/pmic_read_adc.txt" ;;
+  get_throttled)
+    calls=$(cat "$here/throttled_calls" 2>/dev/null || echo 0)
+    echo $((calls + 1)) > "$here/throttled_calls"
+    value=$(sed -n "$((calls + 1))p" "$here/throttled.txt")
+    [ -n "$value" ] || value=$(tail -n 1 "$here/throttled.txt")
+    echo "throttled=$value" ;;
+  *) echo "unknown command $1" >&2; exit 1 ;;
+esac
+"""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file in one step, like a sysfs read that never sees half a value."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_fake_vcgencmd(folder: Path, throttled: tuple[str, ...] = ("0x0",)) -> Path:
+    """The stand-in vcgencmd; get_throttled prints `throttled` values in turn, then repeats the last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "vcgencmd"
+    script.write_text(FAKE_VCGENCMD)
+    script.chmod(0o755)
+    (folder / "throttled.txt").write_text("\n".join(throttled) + "\n")
+    write_pmic(folder, 3.0)
+    return script
+
+
+def pmic_text(total_watts: float) -> str:
+    """pmic_read_adc output whose paired rails sum to total_watts (VDD_CORE takes up the difference)."""
+    others = sum(amps * volts for rail, _, _, amps, volts in PMIC_RAILS if rail != "VDD_CORE")
+    core_volts = next(volts for rail, _, _, _, volts in PMIC_RAILS if rail == "VDD_CORE")
+    lines = []
+    for rail, current_channel, _, amps, volts in PMIC_RAILS:
+        amps = (total_watts - others) / core_volts if rail == "VDD_CORE" else amps
+        lines.append(f"     {rail}_A current({current_channel})={amps:.8f}A")
+    lines += [f"     {rail}_V volt({channel})={volts:.8f}V" for rail, _, channel, _, volts in PMIC_RAILS]
+    lines += [f"     {rail}_V volt({channel})={volts:.8f}V" for rail, channel, volts in PMIC_VOLT_ONLY]
+    return "\n".join(lines) + "\n"
+
+
+def write_pmic(folder: Path, total_watts: float) -> None:
+    write_atomic(folder / "pmic_read_adc.txt", pmic_text(total_watts))
+
+
+def triangle_watts(low: float, high: float, period_s: float) -> Callable[[float], float]:
+    """Power rising linearly from low to high and back every period_s."""
+
+    def watts_at(elapsed_s: float) -> float:
+        phase = (elapsed_s / period_s) % 1.0
+        return low + (high - low) * (1.0 - abs(2.0 * phase - 1.0))
+
+    return watts_at
+
+
+class ScheduledPower:
+    """TEST FIXTURE: a thread rewriting a fake sensor every tick, logging each value it wrote.
+
+    The log is the ground truth: the sensor showed log[i] watts from log[i]'s time to the next write.
+    """
+
+    def __init__(self, write: Callable[[float], None], watts_at: Callable[[float], float], tick_s: float = 0.005):
+        self._write, self._watts_at, self._tick_s = write, watts_at, tick_s
+        self.log: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._origin = time.time()
+
+    def _step(self) -> None:
+        watts = self._watts_at(time.time() - self._origin)
+        self._write(watts)
+        self.log.append((time.time(), watts))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            self._step()
+
+    def __enter__(self) -> "ScheduledPower":
+        self._step()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def energy_j(self, start_s: float, end_s: float) -> float:
+        """Integral of the written staircase over [start_s, end_s] (unix seconds)."""
+        ends = [when for when, _ in self.log[1:]] + [float("inf")]
+        return sum(
+            watts * max(0.0, min(end, end_s) - max(begin, start_s))
+            for (begin, watts), end in zip(self.log, ends)
+        )
+
+    def watts_between(self, start_s: float, end_s: float) -> list[float]:
+        return [watts for when, watts in self.log if start_s <= when <= end_s]
+
+
+class RaplCounter:
+    """TEST FIXTURE: a RAPL zone whose energy_uj accumulates the scheduled power and wraps."""
+
+    def __init__(self, zone: Path, max_range_uj: int, start_uj: int):
+        self.zone, self.max_range_uj = zone, max_range_uj
+        self.totals: list[tuple[float, float]] = [(time.time(), start_uj / 1e6)]  # (time, joules so far)
+        self._watts = 0.0
+        write_atomic(zone / "max_energy_range_uj", f"{max_range_uj}\n")
+        write_atomic(zone / "name", "package-0\n")
+        write_atomic(zone / "energy_uj", f"{start_uj}\n")
+
+    def __call__(self, watts: float) -> None:
+        now = time.time()
+        previous_time, previous_total = self.totals[-1]
+        total_j = previous_total + self._watts * (now - previous_time)
+        self.totals.append((now, total_j))
+        self._watts = watts
+        write_atomic(self.zone / "energy_uj", f"{int(total_j * 1e6) % self.max_range_uj}\n")
+
+    def energy_j(self, start_s: float, end_s: float) -> float:
+        """What the counter itself accumulated between two times (a stalled writer delays it)."""
+        return self._total_at(end_s) - self._total_at(start_s)
+
+    def _total_at(self, when_s: float) -> float:
+        return [total for written, total in self.totals if written <= when_s][-1]
+
+    def wraps_between(self, start_s: float, end_s: float) -> int:
+        """How many times the written counter wrapped between two times."""
+        laps = [int(total * 1e6) // self.max_range_uj for when, total in self.totals if start_s <= when <= end_s]
+        return laps[-1] - laps[0] if laps else 0
+
+
+def make_cpu_tree(root: Path, governors: tuple[str, ...], cur_khz: int) -> None:
+    """cpufreq files for len(governors) CPUs plus two thermal zones, in sysfs layout under root."""
+    for number, governor in enumerate(governors):
+        cpufreq = root / f"sys/devices/system/cpu/cpu{number}/cpufreq"
+        for name, value in (("scaling_governor", governor), ("scaling_cur_freq", cur_khz),
+                            ("scaling_min_freq", 600000), ("scaling_max_freq", 2400000)):
+            write_atomic(cpufreq / name, f"{value}\n")
+    for number, (kind, millidegrees) in enumerate((("cpu-thermal", 51234), ("rp1_adc", 44500))):
+        write_atomic(root / f"sys/class/thermal/thermal_zone{number}/type", f"{kind}\n")
+        write_atomic(root / f"sys/class/thermal/thermal_zone{number}/temp", f"{millidegrees}\n")
