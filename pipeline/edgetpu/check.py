@@ -185,7 +185,7 @@ def _model_notes(placed: list[OpVerdict], subgraph_count: int) -> list[str]:
     notes = []
     activations = [t for v in placed for _, t in _tensors_with_roles(v.op) if not t.constant]
     if any(t.signature[:1] == (-1,) for t in activations):
-        notes.append("the batch dimension is dynamic (-1); the model is compiled at its stored batch size 1")
+        notes.append("the batch dimension is dynamic (-1); the model is compiled at its stored shape (batch 1)")
     if subgraph_count > 1:
         notes.append(f"the model has {subgraph_count} subgraphs; only the main one is checked "
                      "(ops that call other subgraphs are unsupported)")
