@@ -1,5 +1,6 @@
-"""Fixtures for the device tests: a real OpenSSH server on loopback as the "device", a tiny
-full-int8 model with its samples file, and inventory profiles pointing at them.
+"""Fixtures for the device tests: a real OpenSSH server on loopback as the "device", and
+inventory profiles pointing at it. (Tiny models and the agent zipapp come from
+tests/agent_fixtures.py, shared with the agent's own tests.)
 
 Import what a test module uses, e.g. `from tests.sshd_fixtures import ssh_host  # noqa: F401`.
 """
@@ -9,15 +10,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipeline.devices.inventory import DeviceProfile
 from pipeline.devices.loopback_sshd import LoopbackSshd, free_port, start_sshd
 
-IMAGE_SHAPE = (8, 8, 1)
-SAMPLE_COUNT = 48
-CALIBRATION_COUNT = 16
 # Quick agent settings: a handful of invokes, no minimum durations, no idle window.
 QUICK_BENCH = {"runs": 5, "min_s": 0.0, "warmup_runs": 1, "warmup_min_s": 0.0, "idle_s": 0.0}
 
@@ -72,56 +69,3 @@ def _toml_value(value: object) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value)
-
-
-def _write_samples(path: Path, images: np.ndarray, labels: np.ndarray, model_path: Path, scale: float) -> None:
-    """The samples file of the agent contract, with reference outputs from LiteRT on the host."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(model_path))
-    interpreter.allocate_tensors()
-    tensor_in, tensor_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    in_scale, in_zero = tensor_in["quantization"]
-    references = []
-    for image in images.astype(np.float32) * scale:
-        quantized = np.clip(np.round(image / in_scale) + in_zero, -128, 127).astype(np.int8)
-        interpreter.set_tensor(tensor_in["index"], quantized[None])
-        interpreter.invoke()
-        references.append(interpreter.get_tensor(tensor_out["index"])[0])
-    np.savez(path, images=images, labels=labels, reference_outputs=np.array(references),
-             preprocess_scale=np.float32(scale), preprocess_offset=np.float32(0.0))
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small tf_keras conv net (bright vs dark images) as full-int8 TFLite, and its samples .npz."""
-    from pipeline.tf_env import keras, tf
-
-    folder = tmp_path_factory.mktemp("tiny-model")
-    rng = np.random.default_rng(7)
-    labels = rng.integers(0, 2, SAMPLE_COUNT)
-    images = (rng.integers(0, 96, (SAMPLE_COUNT, *IMAGE_SHAPE)) + 128 * labels[:, None, None, None]).astype(np.uint8)
-    scale = 1.0 / 255.0
-    floats = images.astype(np.float32) * scale
-    model = keras.Sequential([keras.layers.Input(IMAGE_SHAPE), keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(floats, labels, epochs=20, batch_size=16, verbose=0)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([floats[i:i + 1]] for i in range(CALIBRATION_COUNT))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    model_path = folder / "tiny_int8.tflite"
-    model_path.write_bytes(converter.convert())
-    samples_path = folder / "tiny_int8_samples.npz"
-    _write_samples(samples_path, images, labels, model_path, scale)
-    return model_path, samples_path
-
-
-@pytest.fixture(scope="session")
-def agent_zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real device agent, packed as the host sends it."""
-    from device_agents.bundle import build_agent_zipapp
-
-    return build_agent_zipapp(tmp_path_factory.mktemp("agent") / "agent.pyz")

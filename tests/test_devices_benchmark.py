@@ -19,8 +19,8 @@ from pipeline.devices.benchmark import LOCK_FILE, BenchJob, benchmark
 from pipeline.devices.connection import DeviceError
 from pipeline.devices.ssh import SshConnection
 from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted
-from tests.sshd_fixtures import (agent_zipapp, closed_port_profile, inventory_toml, known_hosts,  # noqa: F401
-                                 ssh_host, ssh_profile, tiny_model)
+from tests.agent_fixtures import AgentModels, agent_models, agent_pyz  # noqa: F401
+from tests.sshd_fixtures import closed_port_profile, inventory_toml, known_hosts, ssh_host, ssh_profile  # noqa: F401
 from tests.test_devices_uploads import DamagingLink
 
 RESULT_FIELDS = ("latency_ms", "throughput_ips", "accuracy", "output_max_diff", "peak_rss_mb", "state", "energy")
@@ -36,14 +36,18 @@ def timestamping_python(folder: Path) -> tuple[Path, Path]:
     return wrapper, log
 
 
+def job_for(agent: Path, models: AgentModels) -> BenchJob:
+    return BenchJob(agent, models.int8.model, models.int8.samples, run="demo")
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def test_bench_round_trip_then_nothing_resent(ssh_host, known_hosts, tiny_model, tmp_path, monkeypatch, capsys):
-    model, samples = tiny_model
+def test_bench_round_trip_then_nothing_resent(ssh_host, known_hosts, agent_models, tmp_path, monkeypatch, capsys):
+    model, samples = agent_models.int8.model, agent_models.int8.samples
     inventory = tmp_path / "devices.toml"
     inventory.write_text(inventory_toml([ssh_profile(ssh_host, known_hosts, tmp_path / "device")]))
     monkeypatch.chdir(tmp_path)
@@ -63,14 +67,14 @@ def test_bench_round_trip_then_nothing_resent(ssh_host, known_hosts, tiny_model,
     assert "testhost" in first_out.splitlines()[1] and "median ms" in first_out
 
 
-def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known_hosts, tiny_model, tmp_path,
+def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known_hosts, agent_models, tmp_path,
                                                                 monkeypatch, capsys):
     good = ssh_profile(ssh_host, known_hosts, tmp_path / "device")
     inventory = tmp_path / "devices.toml"
     inventory.write_text(inventory_toml([good, closed_port_profile(good)]))
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(["bench", "--devices", str(inventory), "--all", "--model", str(tiny_model[0]),
-                              "--samples", str(tiny_model[1]), "--json"], capsys)
+    code, out, err = run_cli(["bench", "--devices", str(inventory), "--all", "--model", str(agent_models.int8.model),
+                              "--samples", str(agent_models.int8.samples), "--json"], capsys)
     documents = {document["device"]: document for document in json.loads(out)}
     assert code == 1
     assert "latency_ms" in documents["testhost"] and "unreachable after 1 attempt" in documents["unreachable"]["error"]
@@ -78,11 +82,11 @@ def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known
     assert [path.name.split("-")[0] for path in (tmp_path / "build" / "demo" / "bench").iterdir()] == ["testhost"]
 
 
-def test_deploy_uploads_once(ssh_host, known_hosts, tiny_model, tmp_path, monkeypatch, capsys):
+def test_deploy_uploads_once(ssh_host, known_hosts, agent_models, tmp_path, monkeypatch, capsys):
     inventory = tmp_path / "devices.toml"
     inventory.write_text(inventory_toml([ssh_profile(ssh_host, known_hosts, tmp_path / "device")]))
-    argv = ["deploy", "--devices", str(inventory), "--device", "testhost", "--model", str(tiny_model[0]),
-            "--samples", str(tiny_model[1])]
+    argv = ["deploy", "--devices", str(inventory), "--device", "testhost", "--model", str(agent_models.int8.model),
+            "--samples", str(agent_models.int8.samples)]
     first_code, first_out, _ = run_cli(argv, capsys)
     second_code, second_out, _ = run_cli(argv, capsys)
     assert (first_code, second_code) == (0, 0)
@@ -90,19 +94,19 @@ def test_deploy_uploads_once(ssh_host, known_hosts, tiny_model, tmp_path, monkey
     assert not (tmp_path / "build").exists()  # nothing was benchmarked
 
 
-def test_corrupted_upload_is_never_benchmarked(ssh_host, known_hosts, tiny_model, agent_zipapp, tmp_path):
+def test_corrupted_upload_is_never_benchmarked(ssh_host, known_hosts, agent_models, agent_pyz, tmp_path):
     python, runs_log = timestamping_python(tmp_path)
     profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", python=str(python))
-    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    job = job_for(agent_pyz, agent_models)
     with DamagingLink(profile) as connection, pytest.raises(UploadCorrupted):
         benchmark(connection, job)
     assert not runs_log.exists()
 
 
-def test_agent_error_is_reported_in_one_line(ssh_host, known_hosts, tiny_model, agent_zipapp, tmp_path):
+def test_agent_error_is_reported_in_one_line(ssh_host, known_hosts, agent_models, agent_pyz, tmp_path):
     not_samples = tmp_path / "broken.npz"
     not_samples.write_bytes(b"not an npz file")
-    job = BenchJob(agent_zipapp, tiny_model[0], not_samples, run="demo")
+    job = BenchJob(agent_pyz, agent_models.int8.model, not_samples, run="demo")
     with SshConnection(ssh_profile(ssh_host, known_hosts, tmp_path / "device")) as connection:
         with pytest.raises(DeviceError, match=r"device testhost: the agent failed \(exit 1\): .*samples") as failed:
             benchmark(connection, job)
@@ -119,11 +123,11 @@ def _bench_in_thread(profile, job, outcomes: list) -> threading.Thread:
     return thread
 
 
-def test_two_runs_on_one_device_are_serialized_by_the_lock(ssh_host, known_hosts, tiny_model, agent_zipapp,
+def test_two_runs_on_one_device_are_serialized_by_the_lock(ssh_host, known_hosts, agent_models, agent_pyz,
                                                             tmp_path):
     python, runs_log = timestamping_python(tmp_path)
     profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", python=str(python), min_s=0.5)
-    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    job = job_for(agent_pyz, agent_models)
     outcomes: list = []
     threads = [_bench_in_thread(profile, job, outcomes) for _ in range(2)]
     for thread in threads:
@@ -145,10 +149,10 @@ def _hold_lock(lock: Path) -> subprocess.Popen:
     return holder
 
 
-def test_busy_device_then_lock_of_a_killed_holder_is_recovered(ssh_host, known_hosts, tiny_model, agent_zipapp,
+def test_busy_device_then_lock_of_a_killed_holder_is_recovered(ssh_host, known_hosts, agent_models, agent_pyz,
                                                                tmp_path):
     profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", lock_timeout_s=0.5)
-    job = BenchJob(agent_zipapp, *tiny_model, run="demo")
+    job = job_for(agent_pyz, agent_models)
     holder = _hold_lock(tmp_path / "device" / LOCK_FILE)
     with SshConnection(profile) as connection:
         with pytest.raises(DeviceError, match="busy: another benchmark held"):
