@@ -1,14 +1,15 @@
 """The one adapter from the training pipeline's `build/<run>/manifest.json` to store records.
 
-Everything manifest-specific lives here: which artifact is which variant and which metric
-names belong to which variant. Metrics prefixed with a variant name (`ptq_int8_accuracy`)
-belong to that variant; unprefixed per-model metrics (`tflite_bytes`, `int8_accuracy`,
-`sparsity`, ...) describe the deployed model, `pqat_int8`; run-level metrics (the float
-model's accuracy, the SSL numbers) are shared by every variant.
+Everything manifest-specific lives here. The convert stage names each variant's metrics
+after its artifact (`int8_tflite_accuracy`, `ptq_int8_tflite_gzip_bytes`, ...) and a few after
+the variant (`int8_boundary_ok`, `ptq_int8_accuracy`); both prefixes are stripped to give the
+variant's own metrics. The float model each int8 variant was quantized from has its
+accuracy under a run-level name (`float_accuracy` is the pruned Keras model).
 """
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,21 +17,33 @@ from pipeline.artifacts import MANIFEST_NAME, gzip_size, read_json
 from pipeline.errors import UserError
 from pipeline.results.store import ResultsStore, VariantRecord
 
-VARIANT_ARTIFACTS = {"float": "float_tflite", "ptq_int8": "ptq_int8_tflite", "pqat_int8": "int8_tflite"}
-DEPLOYED_VARIANT = "pqat_int8"
-RUN_LEVEL_METRICS = ("float_accuracy", "ssl_accuracy", "scratch_accuracy", "label_fraction")
+
+@dataclass(frozen=True)
+class VariantSource:
+    """Where one variant's numbers are in a manifest."""
+
+    artifact: str  # key under `artifacts` and in the convert stage's outputs; also its metric prefix
+    metric_prefix: str | None  # second, shorter prefix some of its metrics use
+    source_float_accuracy: str | None  # run-level metric: accuracy of the float model it was made from
 
 
-def variant_metrics(metrics: Mapping[str, Any], variant: str) -> dict[str, Any]:
-    """The metrics that describe `variant`: run-level ones, then its own (prefix stripped) on top."""
-    prefixes = tuple(f"{name}_" for name in VARIANT_ARTIFACTS)
-    if variant == DEPLOYED_VARIANT:
-        shared = {k: v for k, v in metrics.items() if k in RUN_LEVEL_METRICS or not k.startswith(prefixes)}
-    else:
-        shared = {k: metrics[k] for k in RUN_LEVEL_METRICS if k in metrics}
-    own = {k[len(variant) + 1:]: v for k, v in metrics.items()
-           if k.startswith(f"{variant}_") and k not in RUN_LEVEL_METRICS}
-    return {**shared, **own}
+VARIANTS = {
+    "float": VariantSource("float_tflite", None, None),
+    "ptq_int8": VariantSource("ptq_int8_tflite", "ptq_int8", "finetuned_float_accuracy"),
+    "pqat_int8": VariantSource("int8_tflite", "int8", "float_accuracy"),
+}
+VARIANT_BY_ARTIFACT = {source.artifact: name for name, source in VARIANTS.items()}
+
+
+def variant_metrics(metrics: Mapping[str, Any], source: VariantSource) -> dict[str, Any]:
+    """A variant's own metrics with their prefix stripped (`int8_tflite_accuracy` -> `accuracy`)."""
+    own: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if key.startswith(source.artifact + "_"):
+            own[key[len(source.artifact) + 1:]] = value
+        elif source.metric_prefix and key.startswith(source.metric_prefix + "_"):
+            own.setdefault(key[len(source.metric_prefix) + 1:], value)
+    return own
 
 
 def _output_record(manifest: Mapping[str, Any], artifact: str) -> dict[str, Any] | None:
@@ -46,22 +59,21 @@ def variants_from_manifest(manifest: Mapping[str, Any], run_dir: Path | None = N
     """One VariantRecord per variant artifact the manifest lists; gzip size measured from the file if absent."""
     metrics = manifest.get("metrics", {})
     records = []
-    for variant, artifact in VARIANT_ARTIFACTS.items():
-        output = _output_record(manifest, artifact)
+    for name, source in VARIANTS.items():
+        output = _output_record(manifest, source.artifact)
         if output is None:
             continue
-        own = variant_metrics(metrics, variant)
-        gzip_bytes = own.get("tflite_gzip_bytes")
+        own = variant_metrics(metrics, source)
+        gzip_bytes = own.get("gzip_bytes")
         path = run_dir / output["path"] if run_dir else None
         if gzip_bytes is None and path is not None and path.is_file():
             gzip_bytes = gzip_size(path)
-        accuracy = own.get("accuracy")
+        is_float = source.source_float_accuracy is None
         records.append(VariantRecord(
-            name=variant, sha256=output.get("sha256"), bytes=output.get("bytes"), gzip_bytes=gzip_bytes,
-            sparsity=own.get("sparsity"),
-            float_accuracy=accuracy if variant == "float" and accuracy is not None else own.get("float_accuracy"),
-            int8_accuracy=None if variant == "float" else own.get("int8_accuracy", accuracy),
-            metrics=own))
+            name=name, sha256=output.get("sha256"), bytes=output.get("bytes", own.get("bytes")),
+            gzip_bytes=gzip_bytes, sparsity=own.get("sparsity"),
+            float_accuracy=own.get("accuracy") if is_float else metrics.get(source.source_float_accuracy),
+            int8_accuracy=None if is_float else own.get("accuracy"), metrics=own))
     return records
 
 
