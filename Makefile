@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 CONFIG ?= configs/demo.toml
 RUN ?= demo
 DEVICE ?= local
-DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server
+DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server postgresql
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -71,3 +71,8 @@ edgetpu-check: setup
 
 edgetpu-compile: setup
 	$(VPY) -m pipeline edgetpu-compile "$(MODEL)"
+
+# Results store: insert/query throughput for COUNT results with raw samples, SQLite vs PostgreSQL (minutes).
+.PHONY: bench-results
+bench-results: setup
+	$(VPY) -m pipeline.results.bench --count $(or $(COUNT),100000)
