@@ -34,8 +34,11 @@ def _mhz(path: Path) -> Optional[float]:
 def read_cpus(root: Path) -> Dict[str, Dict[str, Any]]:
     """Per CPU: governor and current/min/max scaling frequency in MHz (None where unreadable)."""
     cpus: Dict[str, Dict[str, Any]] = {}
-    for cpufreq in natural_sorted(list((root / CPU_DIR).glob("cpu[0-9]*/cpufreq"))):
-        cpus[cpufreq.parent.name] = {
+    for cpu in natural_sorted(list((root / CPU_DIR).glob("cpu[0-9]*"))):
+        cpufreq = cpu / "cpufreq"
+        if not cpufreq.is_dir():
+            continue
+        cpus[cpu.name] = {
             "governor": read_optional(cpufreq / "scaling_governor"),
             "cur_mhz": _mhz(cpufreq / "scaling_cur_freq"),
             "min_mhz": _mhz(cpufreq / "scaling_min_freq"),

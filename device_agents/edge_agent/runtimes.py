@@ -5,6 +5,7 @@ has, in the order a Raspberry Pi user is most likely to have installed them.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib
 import platform
 import time
@@ -83,7 +84,10 @@ def select_runtime(requested: str) -> Runtime:
 
 
 def _load_delegate(runtime: Runtime, library: str, options: Dict[str, str], help_text: str) -> Any:
+    """Load a delegate library; dlopen it first so a missing library fails before the runtime's
+    Delegate object exists (its destructor prints a spurious traceback when construction failed)."""
     try:
+        ctypes.CDLL(library)
         return runtime.module.load_delegate(library, options or None)
     except (ValueError, RuntimeError, OSError) as exc:
         raise AgentError(f"cannot load delegate {library} ({one_line(exc)}): {help_text}") from exc
