@@ -76,3 +76,21 @@ edgetpu-compile: setup
 .PHONY: bench-results
 bench-results: setup
 	$(VPY) -m pipeline.results.bench --count $(or $(COUNT),100000)
+
+# Devices (devices.toml, docs/devices.md): DEVICE=<name> (default local); DEVICES=file for another inventory;
+# MODEL=path SAMPLES=path instead of build/$(RUN)'s int8 model.
+DEVICE_PROFILES := local rpi4 rpi5 coral-usb coral-devboard
+DEVICE_MODEL_ARGS = --run $(RUN) $(if $(MODEL),--model "$(MODEL)") $(if $(SAMPLES),--samples "$(SAMPLES)")
+.PHONY: bench deploy bench-agent $(addprefix bench-,$(DEVICE_PROFILES))
+bench: setup
+	$(VPY) -m pipeline bench --device $(DEVICE) $(DEVICE_MODEL_ARGS)
+
+deploy: setup
+	$(VPY) -m pipeline deploy --device $(DEVICE) $(DEVICE_MODEL_ARGS)
+
+$(addprefix bench-,$(DEVICE_PROFILES)): bench-%: setup
+	$(VPY) -m pipeline bench --device $* $(DEVICE_MODEL_ARGS)
+
+# Agent vs benchmark_litert_model.py latency, and the SSH uploader vs scp for 50 MB on loopback.
+bench-agent: setup
+	$(VPY) -m pipeline bench-agent $(DEVICE_MODEL_ARGS)

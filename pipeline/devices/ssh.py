@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import logging
 import select
+import shlex
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 BACKOFF_FIRST_S = 0.5  # wait before the first retry; doubles each time
 BACKOFF_MAX_S = 8.0
 READ_CHUNK = 1 << 16
+SEND_CHUNK = 1 << 20
 # Connection refused/reset/timed out, or dropped before the SSH banner (sshd under load drops
 # new connections beyond MaxStartups): worth another try. Auth and host-key failures are not.
 TRANSIENT_ERRORS = (paramiko.ssh_exception.NoValidConnectionsError, ConnectionRefusedError,
@@ -65,18 +67,17 @@ def _is_transient(error: Exception) -> bool:
 
 
 class SshConnection(Connection):
-    """One SSH session per device, shared by its commands and SFTP transfers."""
+    """One SSH session per device; commands and file transfers each use a channel of it."""
 
     def __init__(self, profile: DeviceProfile):
         super().__init__(profile)
         self.target = resolve_target(profile)
         self._client: paramiko.SSHClient | None = None
-        self._sftp: paramiko.SFTPClient | None = None
         self._open_lock = threading.Lock()
 
     @property
     def workdir(self) -> str:
-        # Commands and SFTP both start in the login's home, so a relative path means the same to both.
+        # Commands start in the login's home, so a relative path is relative to it.
         workdir = self.profile.workdir
         return workdir[2:] if workdir.startswith("~/") else workdir
 
@@ -147,43 +148,56 @@ class SshConnection(Connection):
                 self._client = self._connect()
             return self._client
 
-    def sftp(self) -> paramiko.SFTPClient:
-        client = self.client()
-        with self._open_lock:
-            if self._sftp is None:
-                self._sftp = client.open_sftp()
-            return self._sftp
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def _execute(self, command: str, timeout: float | None, stdin: Path | None = None) -> tuple[int, bytes, bytes]:
+        """Run `command` in its own channel, streaming `stdin` into it; exit code, stdout, stderr."""
         channel = self.client().get_transport().open_session(timeout=self.profile.connect_timeout_s)
         try:
+            channel.settimeout(timeout)  # bounds each blocked send while streaming stdin
             channel.exec_command(command)
-            stdout, stderr = _read_until_exit(channel, timeout)
-            if stdout is None:
+            if stdin is not None:
+                with open(stdin, "rb") as handle:
+                    for block in iter(lambda: handle.read(SEND_CHUNK), b""):
+                        channel.sendall(block)
+                channel.shutdown_write()
+            output = _read_until_exit(channel, timeout)
+            if output is None:
                 raise DeviceError(f"{self._where()}: `{command}` did not finish within {timeout:g} s")
-            return CommandResult(command, channel.recv_exit_status(), stdout, stderr)
+            return channel.recv_exit_status(), *output
+        except socket.timeout:
+            raise DeviceError(f"{self._where()}: `{command}` stalled for {timeout:g} s") from None
         finally:
             channel.close()
 
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        exit_code, stdout, stderr = self._execute(command, timeout)
+        return CommandResult(command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+    def _transfer(self, command: str, stdin: Path | None = None) -> bytes:
+        exit_code, stdout, stderr = self._execute(command, self.profile.command_timeout_s, stdin)
+        if exit_code != 0:
+            tail = CommandResult(command, exit_code, "", stderr.decode(errors="replace")).stderr_tail()
+            raise DeviceError(f"{self._where()}: `{command}` failed (exit {exit_code}): {tail}")
+        return stdout
+
     def put(self, local: Path, remote: str) -> None:
-        self.sftp().put(str(local), remote, confirm=True)
+        # A plain `cat` over an exec channel: faster than paramiko's SFTP, and needs no sftp-server.
+        self._transfer(f"cat > {shlex.quote(remote)}", stdin=local)
 
     def get(self, remote: str, local: Path) -> None:
+        content = self._transfer(f"cat -- {shlex.quote(remote)}")
         with atomic_path(local) as tmp:
-            self.sftp().get(remote, str(tmp))
+            tmp.write_bytes(content)
 
     def close(self) -> None:
         with self._open_lock:
-            if self._sftp is not None:
-                self._sftp.close()
             if self._client is not None:
                 self._client.close()
-            self._sftp = self._client = None
+            self._client = None
 
 
-def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[str | None, str]:
+def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[bytes, bytes] | None:
     """Drain stdout and stderr together (so neither fills the window) until EOF and exit status;
-    stdout is None when `timeout` passed first."""
+    None when `timeout` passed first."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stdout, stderr = bytearray(), bytearray()
     while True:
@@ -195,8 +209,8 @@ def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[
         if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
             break
         if remaining is not None and remaining <= 0:
-            return None, stderr.decode(errors="replace")
+            return None
         select.select([channel], [], [], remaining)  # the channel's pipe wakes on data and on EOF
     if not channel.status_event.wait(remaining):
-        return None, stderr.decode(errors="replace")
-    return stdout.decode(errors="replace"), stderr.decode(errors="replace")
+        return None
+    return bytes(stdout), bytes(stderr)

@@ -33,6 +33,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device from the inventory (repeatable; default: local)")
     parser.add_argument("--all", action="store_true", help="every device of the inventory")
     parser.add_argument("--devices", metavar="FILE", help="inventory file (default: $DEVICES, else ./devices.toml)")
+    add_model_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=RunConfig.name, help="pipeline run whose model to use (default: %(default)s)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="int8",
                         help="which model of the run (default: %(default)s)")
@@ -61,14 +65,10 @@ def _existing(path: Path, what: str) -> Path:
     return path
 
 
-def targets_from_args(args: argparse.Namespace) -> Targets:
-    """Devices and model chosen on the command line, all checked before any device is contacted."""
-    if args.all and args.device:
-        raise UserError("give either --all or --device NAME, not both")
+def model_from_args(args: argparse.Namespace) -> tuple[Path, Path]:
+    """--model/--samples, else the run's manifest; both files must exist."""
     if args.run in ("", ".", "..") or "/" in args.run:
         raise UserError(f"--run {args.run!r} must be a run name like 'demo'")
-    source = inventory_path(args.devices)
-    profiles = select_devices(load_inventory(source), args.device, args.all, source)
     if args.model is None and args.samples is not None:
         raise UserError("--samples needs --model (without both, the run's manifest names them)")
     if args.model is not None:
@@ -77,4 +77,14 @@ def targets_from_args(args: argparse.Namespace) -> Targets:
         model, samples = args.model, args.samples
     else:
         model, samples = model_from_manifest(args.run, args.variant)
-    return Targets(profiles, _existing(model, "model"), _existing(samples, "samples file"), args.run)
+    return _existing(model, "model"), _existing(samples, "samples file")
+
+
+def targets_from_args(args: argparse.Namespace) -> Targets:
+    """Devices and model chosen on the command line, all checked before any device is contacted."""
+    if args.all and args.device:
+        raise UserError("give either --all or --device NAME, not both")
+    source = inventory_path(args.devices)
+    profiles = select_devices(load_inventory(source), args.device, args.all, source)
+    model, samples = model_from_args(args)
+    return Targets(profiles, model, samples, args.run)
