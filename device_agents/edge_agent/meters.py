@@ -71,8 +71,10 @@ class HwmonMeter(Meter):
         if self._power_file is None and not self._channels:
             raise AgentError(f"--energy-meter hwmon: {device} has no power1_input nor in/curr pairs: {HWMON_FIX}")
         sensor = read_optional(device / "name") or "unknown"
-        source = "power1_input" if self._power_file else "in{N}_input x curr{N}_input of channels "
-        source += "" if self._power_file else ",".join(map(str, channels))
+        if self._power_file is not None:
+            source = "power1_input"
+        else:
+            source = "in{N}_input x curr{N}_input of channels " + ",".join(map(str, channels))
         self.note = (
             f"{sensor} ({device.name}) {source}: power of the rail(s) the sensor is wired into; "
             "wall power only if it sits on the board's supply input"
