@@ -129,3 +129,13 @@ def test_migrations_apply_once_in_order_and_a_newer_database_is_refused(store: R
     store.db.query("SELECT note FROM runs")
     with pytest.raises(UserError, match="schema version 2, newer than this pipeline's 1"):
         migrate(store.db)
+
+
+def test_variants_can_be_added_while_running_but_only_once(store: ResultsStore) -> None:
+    run_id = _record(store, "n1", 1, 20.0, finish=None)
+    store.record_variant(run_id, VariantRecord("float", "cd" * 32, 400_000, float_accuracy=0.91))
+    with pytest.raises(UserError, match="already has a variant 'float'"):
+        store.record_variant(run_id, VariantRecord("float", "cd" * 32, 1))
+    store.finish_run(run_id)
+    assert [(v["name"], v["bytes"]) for v in store.variants(run_id)] == [("float", 400_000), ("pqat_int8", 100_000)]
+    assert [o.value for o in store.history(Series("float"), "float_accuracy")] == [0.91]

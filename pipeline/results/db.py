@@ -25,11 +25,9 @@ Row = dict[str, Any]
 
 
 class Transaction(Protocol):
-    """What a write transaction offers: run statements, read rows, insert and get the new id."""
+    """What a write transaction offers: run a statement and get its rows (INSERT ... RETURNING id too)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
 class Database(Protocol):
@@ -75,9 +73,6 @@ class _SqliteTransaction:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in self.connection.execute(sql, params).fetchall()]
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.connection.executemany(sql, rows)
 
 
 class SqliteDatabase:
@@ -131,10 +126,6 @@ class _PostgresTransaction:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = self.connection.execute(_to_psycopg(sql), params)
         return list(cursor.fetchall()) if cursor.description else []
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.executemany(_to_psycopg(sql), rows)
 
 
 class PostgresDatabase:

@@ -121,10 +121,6 @@ MIGRATIONS: tuple[tuple[int, str, Sequence[str]], ...] = (
 )
 
 
-def latest_version(migrations: Sequence[tuple[int, str, Sequence[str]]] = MIGRATIONS) -> int:
-    return max(version for version, _, _ in migrations)
-
-
 def migrate(db: Database, migrations: Sequence[tuple[int, str, Sequence[str]]] = MIGRATIONS) -> int:
     """Apply the migrations the database lacks, in version order; return the schema version."""
     versions = [version for version, _, _ in migrations]
