@@ -33,7 +33,7 @@ def test_unknown_host_key_is_refused_with_keyscan_hint(ssh_host, tmp_path):
         connection.run("true")
     message = str(refused.value)
     assert "not in" in message and f"ssh-keyscan -p {ssh_host.port} {ssh_host.address} >> {empty}" in message
-    assert "\n" not in message
+    assert "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" in message and "\n" not in message
     assert not empty.exists()  # nothing was recorded
 
 

@@ -2,7 +2,7 @@
 
 The local device and SSH devices share it, so uploads, locking and the agent run are
 written once. Commands are shell strings; every variable part is quoted with shlex.quote
-by the caller (see pipeline/devices/remote.py).
+by the caller (pipeline/devices/uploads.py, pipeline/devices/benchmark.py).
 """
 from __future__ import annotations
 

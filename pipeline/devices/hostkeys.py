@@ -26,10 +26,16 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def host_key_file(key: paramiko.PKey) -> str:
+    """Where OpenSSH keeps this type of host key on the device, to compare fingerprints there."""
+    kind = "ecdsa" if key.get_name().startswith("ecdsa") else key.get_name().removeprefix("ssh-")
+    return f"/etc/ssh/ssh_host_{kind}_key.pub"
+
+
 def unknown_key_message(device: str, host: str, port: int, key: paramiko.PKey, known_hosts: Path) -> str:
     return (f"device {device}: host key of {known_hosts_name(host, port)} ({key.get_name()} {key.fingerprint}) "
             f"is not in {known_hosts}; after checking the fingerprint on the device "
-            f"(ssh-keygen -lf /etc/ssh/ssh_host_{key.get_name().split('-')[-1]}_key.pub) add it with "
+            f"(ssh-keygen -lf {host_key_file(key)}) add it with "
             f"`{keyscan_hint(host, port, known_hosts)}`, or set trust_on_first_use = true for {device}")
 
 
