@@ -26,6 +26,14 @@ def test_run_put_get_round_trip(ssh_host, known_hosts, tmp_path):
     assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
 
 
+def test_put_into_a_missing_folder_names_the_cause(ssh_host, known_hosts, tmp_path):
+    local = tmp_path / "payload.bin"
+    local.write_bytes(b"x" * (4 << 20))  # larger than the channel window: the send itself must not hang
+    with SshConnection(ssh_profile(ssh_host, known_hosts, tmp_path)) as connection:
+        with pytest.raises(DeviceError, match=r"`cat > .*/absent/copy.bin` failed \(exit \d+\): .*No such file"):
+            connection.put(local, str(tmp_path / "absent" / "copy.bin"))
+
+
 def test_unknown_host_key_is_refused_with_keyscan_hint(ssh_host, tmp_path):
     empty = tmp_path / "known_hosts"
     connection = SshConnection(ssh_profile(ssh_host, empty, tmp_path))

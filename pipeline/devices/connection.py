@@ -51,7 +51,8 @@ class Connection(ABC):
 
     @abstractmethod
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        """Run a shell command on the device and wait for it (DeviceError after `timeout` s)."""
+        """Run a shell command on the device and wait for it: a DeviceError after `timeout` s
+        (default: the profile's command_timeout_s)."""
 
     @abstractmethod
     def put(self, local: Path, remote: str) -> None:
@@ -63,6 +64,9 @@ class Connection(ABC):
 
     def close(self) -> None:
         """Release the transport; the default has nothing to release."""
+
+    def time_limit(self, timeout: float | None) -> float:
+        return self.profile.command_timeout_s if timeout is None else timeout
 
     def check(self, command: str, timeout: float | None = None) -> CommandResult:
         """`run` that turns a non-zero exit into a DeviceError naming the device and the command."""
@@ -87,6 +91,7 @@ class LocalConnection(Connection):
         return str(Path(self.profile.workdir).expanduser().absolute())
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        timeout = self.time_limit(timeout)
         process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, start_new_session=True)
         try:

@@ -148,17 +148,14 @@ class SshConnection(Connection):
                 self._client = self._connect()
             return self._client
 
-    def _execute(self, command: str, timeout: float | None, stdin: Path | None = None) -> tuple[int, bytes, bytes]:
+    def _execute(self, command: str, timeout: float, stdin: Path | None = None) -> tuple[int, bytes, bytes]:
         """Run `command` in its own channel, streaming `stdin` into it; exit code, stdout, stderr."""
         channel = self.client().get_transport().open_session(timeout=self.profile.connect_timeout_s)
         try:
             channel.settimeout(timeout)  # bounds each blocked send while streaming stdin
             channel.exec_command(command)
             if stdin is not None:
-                with open(stdin, "rb") as handle:
-                    for block in iter(lambda: handle.read(SEND_CHUNK), b""):
-                        channel.sendall(block)
-                channel.shutdown_write()
+                _stream(channel, stdin)
             output = _read_until_exit(channel, timeout)
             if output is None:
                 raise DeviceError(f"{self._where()}: `{command}` did not finish within {timeout:g} s")
@@ -169,7 +166,7 @@ class SshConnection(Connection):
             channel.close()
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        exit_code, stdout, stderr = self._execute(command, timeout)
+        exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout))
         return CommandResult(command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
     def _transfer(self, command: str, stdin: Path | None = None) -> bytes:
@@ -195,20 +192,34 @@ class SshConnection(Connection):
             self._client = None
 
 
-def _read_until_exit(channel: paramiko.Channel, timeout: float | None) -> tuple[bytes, bytes] | None:
+def _stream(channel: paramiko.Channel, source: Path) -> None:
+    """Send a file as the command's stdin. If the command stops reading (say, its folder is
+    missing) the send fails; its exit status and stderr then tell why."""
+    try:
+        with open(source, "rb") as handle:
+            for block in iter(lambda: handle.read(SEND_CHUNK), b""):
+                channel.sendall(block)
+        channel.shutdown_write()
+    except socket.timeout:
+        raise
+    except OSError:
+        LOG.debug("the command stopped reading its input early", exc_info=True)
+
+
+def _read_until_exit(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes] | None:
     """Drain stdout and stderr together (so neither fills the window) until EOF and exit status;
     None when `timeout` passed first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
     stdout, stderr = bytearray(), bytearray()
     while True:
         while channel.recv_ready():
             stdout += channel.recv(READ_CHUNK)
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(READ_CHUNK)
-        remaining = None if deadline is None else deadline - time.monotonic()
+        remaining = deadline - time.monotonic()
         if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
             break
-        if remaining is not None and remaining <= 0:
+        if remaining <= 0:
             return None
         select.select([channel], [], [], remaining)  # the channel's pipe wakes on data and on EOF
     if not channel.status_event.wait(remaining):
