@@ -1,6 +1,7 @@
 """Fixtures for a real PostgreSQL server (started once per test session) and the store on both backends.
 
-Import them into a test module: `from tests.postgres_fixtures import postgres_server, results_url`.
+Load them in a test module with `pytest_plugins = ["tests.postgres_fixtures"]`: as a plugin its
+session-scoped server starts once per session (an imported fixture would be redefined per module).
 The PostgreSQL parameter fails, never skips, when the server cannot start: CI installs it.
 """
 from __future__ import annotations

@@ -6,7 +6,8 @@ import numpy as np
 from pipeline.results.check import check_run
 from pipeline.results.store import ResultsStore, VariantRecord
 from pipeline.results.synthetic import benchmark_document
-from tests.postgres_fixtures import postgres_server, results_url  # noqa: F401  (pytest fixtures)
+
+pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 
 SHA = "34" * 32
 
@@ -26,7 +27,7 @@ def _verdicts(findings) -> dict[tuple[str | None, str], str]:
     return {(f.series.device, f.comparison.metric): f.comparison.direction for f in findings}
 
 
-def test_a_slower_bigger_model_is_flagged_against_the_last_good_nightlies(results_url: str) -> None:  # noqa: F811
+def test_a_slower_bigger_model_is_flagged_against_the_last_good_nightlies(results_url: str) -> None:
     with ResultsStore.open(results_url) as store:
         ids = [_nightly(store, day, 20.0, throttled=day == 6) for day in range(1, 8)]
         current = _nightly(store, 8, 23.0, size=102_000)
@@ -40,7 +41,7 @@ def test_a_slower_bigger_model_is_flagged_against_the_last_good_nightlies(result
         assert latency.baseline_source == "last 5 nightly runs" and latency.comparison.p_value < 0.002
 
 
-def test_a_pinned_run_replaces_the_rolling_baseline(results_url: str) -> None:  # noqa: F811
+def test_a_pinned_run_replaces_the_rolling_baseline(results_url: str) -> None:
     with ResultsStore.open(results_url) as store:
         slow = _nightly(store, 1, 23.0)
         for day in range(2, 6):
@@ -53,7 +54,7 @@ def test_a_pinned_run_replaces_the_rolling_baseline(results_url: str) -> None:  
         assert latency.baseline_source == f"pinned run {slow}"
 
 
-def test_a_new_device_has_no_baseline(results_url: str) -> None:  # noqa: F811
+def test_a_new_device_has_no_baseline(results_url: str) -> None:
     with ResultsStore.open(results_url) as store:
         _nightly(store, 1, 20.0)
         current = _nightly(store, 2, 20.0, device="rpi4")

@@ -8,7 +8,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.results.store import ResultsStore
 from pipeline.results.synthetic import benchmark_document
-from tests.postgres_fixtures import postgres_server, results_url  # noqa: F401  (pytest fixtures)
+
+pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 
 SHA = "12" * 32
 
@@ -35,7 +36,7 @@ def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def test_table_lists_complete_runs_with_units_and_throttle_marks(results_url: str, capsys) -> None:  # noqa: F811
+def test_table_lists_complete_runs_with_units_and_throttle_marks(results_url: str, capsys) -> None:
     _populate(results_url)
     code, out, _ = _run_cli(capsys, "results", "--db", results_url)
     lines = out.splitlines()
@@ -45,7 +46,7 @@ def test_table_lists_complete_runs_with_units_and_throttle_marks(results_url: st
     assert "20.000" in out and "0.9100" in out
 
 
-def test_json_filters_by_device_and_dates_and_all_shows_failed_runs(results_url: str, capsys) -> None:  # noqa: F811
+def test_json_filters_by_device_and_dates_and_all_shows_failed_runs(results_url: str, capsys) -> None:
     ids = _populate(results_url)
     code, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json", "--device", "pi5", "--since", "2025-03-02")
     [row] = json.loads(out)
@@ -56,14 +57,14 @@ def test_json_filters_by_device_and_dates_and_all_shows_failed_runs(results_url:
     assert out.startswith("no matching results")
 
 
-def test_bad_dates_are_one_line_errors(results_url: str, capsys) -> None:  # noqa: F811
+def test_bad_dates_are_one_line_errors(results_url: str, capsys) -> None:
     code, out, err = _run_cli(capsys, "results", "--db", results_url, "--since", "March")
     assert code == 1 and out == "" and err.count("\n") == 1 and "use YYYY-MM-DD" in err
     code, _, err = _run_cli(capsys, "results", "--db", results_url, "--since", "2025-03-05", "--until", "2025-03-01")
     assert code == 1 and "swap them" in err
 
 
-def test_baseline_pin_show_unpin(results_url: str, capsys) -> None:  # noqa: F811
+def test_baseline_pin_show_unpin(results_url: str, capsys) -> None:
     ids = _populate(results_url)
     code, out, _ = _run_cli(capsys, "baseline", "pin", "n1", "--db", results_url)
     assert code == 0 and f"run {ids['n1']} 'n1'" in out

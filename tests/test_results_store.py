@@ -9,7 +9,8 @@ from pipeline.results.queries import Series
 from pipeline.results.schema import MIGRATIONS, applied_versions, migrate
 from pipeline.results.store import ResultsStore, VariantRecord
 from pipeline.results.synthetic import benchmark_document
-from tests.postgres_fixtures import postgres_server, results_url  # noqa: F401  (pytest fixtures)
+
+pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 
 SHA = "ab" * 32
 SERIES = Series("pqat_int8", "pi5", "litert+xnnpack/4t")
@@ -33,7 +34,7 @@ def _record(store: ResultsStore, name: str, day: int, level: float, *, kind: str
 
 
 @pytest.fixture
-def store(results_url: str):  # noqa: F811
+def store(results_url: str):
     with ResultsStore.open(results_url) as opened:
         yield opened
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from pipeline.results.store import ResultsStore
 from pipeline.results.synthetic import benchmark_document
-from tests.postgres_fixtures import postgres_server, results_url  # noqa: F401  (pytest fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "ef" * 32
@@ -21,6 +20,8 @@ RECORDER = """
 import sys, time
 from pipeline.results.store import ResultsStore
 from pipeline.results.synthetic import benchmark_document
+
+pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 store = ResultsStore.open(sys.argv[1])
 def record_forever(run_id):
     for n in range(1, {max}):
@@ -52,7 +53,7 @@ def _complete_run(store: ResultsStore, name: str) -> int:
     return run_id
 
 
-def test_sigkill_mid_run_keeps_earlier_results_and_the_next_recording_works(results_url: str) -> None:  # noqa: F811
+def test_sigkill_mid_run_keeps_earlier_results_and_the_next_recording_works(results_url: str) -> None:
     with ResultsStore.open(results_url) as store:
         earlier = _complete_run(store, "earlier")
     child = _start_recorder(results_url, "plain")
@@ -73,7 +74,7 @@ def test_sigkill_mid_run_keeps_earlier_results_and_the_next_recording_works(resu
         assert [r["run_id"] for r in store.results()] == [earlier, after]
 
 
-def test_ctrl_c_mid_run_marks_the_run_failed(results_url: str) -> None:  # noqa: F811
+def test_ctrl_c_mid_run_marks_the_run_failed(results_url: str) -> None:
     child = _start_recorder(results_url, "context")
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=READ_TIMEOUT_S)
