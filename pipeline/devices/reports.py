@@ -73,6 +73,7 @@ def format_table(documents: list[dict[str, Any]]) -> str:
 
 def print_failures(results: GroupResult) -> int:
     """One stderr line per failed device; the exit code (1 if any failed)."""
+    sys.stdout.flush()  # the table first, then the failures, also when both go to one terminal
     for name, error in results.failed.items():
         print(f"error: {failure_reason(name, error)}", file=sys.stderr)
     return 1 if results.failed else 0
