@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.devices.benchmark import LOCK_FILE, BenchJob, benchmark
+from pipeline.devices.benchmark import LOCK_FILE, BenchJob, benchmark, deploy
 from pipeline.devices.connection import DeviceError
 from pipeline.devices.ssh import SshConnection
 from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted
@@ -38,6 +38,16 @@ def timestamping_python(folder: Path) -> tuple[Path, Path]:
 
 def job_for(agent: Path, models: AgentModels) -> BenchJob:
     return BenchJob(agent, models.int8.model, models.int8.samples, run="demo")
+
+
+@pytest.fixture(scope="module")
+def warm_device(ssh_host, agent_models, agent_pyz, tmp_path_factory) -> Path:
+    """A device folder whose cache already holds agent, model and samples: fewer uploads per test."""
+    folder = tmp_path_factory.mktemp("warm-device")
+    (folder / "known_hosts").write_text(ssh_host.known_hosts_line())
+    with SshConnection(ssh_profile(ssh_host, folder / "known_hosts", folder / "device")) as connection:
+        deploy(connection, job_for(agent_pyz, agent_models))
+    return folder / "device"
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -67,9 +77,9 @@ def test_bench_round_trip_then_nothing_resent(ssh_host, known_hosts, agent_model
     assert "testhost" in first_out.splitlines()[1] and "median ms" in first_out
 
 
-def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known_hosts, agent_models, tmp_path,
-                                                                monkeypatch, capsys):
-    good = ssh_profile(ssh_host, known_hosts, tmp_path / "device")
+def test_unreachable_device_is_reported_while_the_other_finishes(ssh_host, known_hosts, agent_models, warm_device,
+                                                                tmp_path, monkeypatch, capsys):
+    good = ssh_profile(ssh_host, known_hosts, warm_device)
     inventory = tmp_path / "devices.toml"
     inventory.write_text(inventory_toml([good, closed_port_profile(good)]))
     monkeypatch.chdir(tmp_path)
@@ -103,11 +113,11 @@ def test_corrupted_upload_is_never_benchmarked(ssh_host, known_hosts, agent_mode
     assert not runs_log.exists()
 
 
-def test_agent_error_is_reported_in_one_line(ssh_host, known_hosts, agent_models, agent_pyz, tmp_path):
+def test_agent_error_is_reported_in_one_line(ssh_host, known_hosts, agent_models, agent_pyz, warm_device, tmp_path):
     not_samples = tmp_path / "broken.npz"
     not_samples.write_bytes(b"not an npz file")
     job = BenchJob(agent_pyz, agent_models.int8.model, not_samples, run="demo")
-    with SshConnection(ssh_profile(ssh_host, known_hosts, tmp_path / "device")) as connection:
+    with SshConnection(ssh_profile(ssh_host, known_hosts, warm_device)) as connection:
         with pytest.raises(DeviceError, match=r"device testhost: the agent failed \(exit 1\): .*samples") as failed:
             benchmark(connection, job)
     assert "\n" not in str(failed.value)
@@ -124,9 +134,9 @@ def _bench_in_thread(profile, job, outcomes: list) -> threading.Thread:
 
 
 def test_two_runs_on_one_device_are_serialized_by_the_lock(ssh_host, known_hosts, agent_models, agent_pyz,
-                                                            tmp_path):
+                                                            warm_device, tmp_path):
     python, runs_log = timestamping_python(tmp_path)
-    profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", python=str(python), min_s=0.5)
+    profile = ssh_profile(ssh_host, known_hosts, warm_device, python=str(python), min_s=0.5)
     job = job_for(agent_pyz, agent_models)
     outcomes: list = []
     threads = [_bench_in_thread(profile, job, outcomes) for _ in range(2)]
@@ -150,15 +160,15 @@ def _hold_lock(lock: Path) -> subprocess.Popen:
 
 
 def test_busy_device_then_lock_of_a_killed_holder_is_recovered(ssh_host, known_hosts, agent_models, agent_pyz,
-                                                               tmp_path):
-    profile = ssh_profile(ssh_host, known_hosts, tmp_path / "device", lock_timeout_s=0.5)
+                                                               warm_device, tmp_path):
+    profile = ssh_profile(ssh_host, known_hosts, warm_device, lock_timeout_s=0.5)
     job = job_for(agent_pyz, agent_models)
-    holder = _hold_lock(tmp_path / "device" / LOCK_FILE)
+    holder = _hold_lock(warm_device / LOCK_FILE)
     with SshConnection(profile) as connection:
         with pytest.raises(DeviceError, match="busy: another benchmark held"):
             benchmark(connection, job)
         os.killpg(holder.pid, signal.SIGKILL)  # the holder crashes: its lock file stays behind
         holder.wait()
-        assert (tmp_path / "device" / LOCK_FILE).exists()
+        assert (warm_device / LOCK_FILE).exists()
         document = benchmark(connection, job)
     assert document["device"] == "testhost"

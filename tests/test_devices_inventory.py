@@ -40,7 +40,7 @@ def test_embedded_local_device_without_any_inventory():
     ("[devices.pi]\nthreds = 4\n", r"devices\.toml: devices\.pi: unknown key 'threds' \(valid keys: .*threads"),
     ("[devices.pi]\nthreads = '4'\n", r"devices\.toml: devices\.pi\.threads must be int, got str '4'"),
     ("[devices.pi]\ntrust_on_first_use = 1\n", r"devices\.pi\.trust_on_first_use must be bool"),
-    ("[devices.pi]\ntransport = 'telnet'\n", r"devices\.pi\.transport = 'telnet' is not valid; choose one of: local, ssh"),
+    ("[devices.pi]\ntransport = 'telnet'\n", r"devices\.pi\.transport = 'telnet' is not valid; choose one of: local"),
     ("[devices.pi]\ndelegate = 'gpu'\n", r"devices\.pi\.delegate = 'gpu' is not valid.*absolute path"),
     ("[devices.pi]\nenergy_meter = 'ina'\n", r"energy_meter = 'ina' is not valid"),
     ("[devices.pi]\nthreads = 0\n", r"devices\.pi\.threads = 0 must be greater than 0"),

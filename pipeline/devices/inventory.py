@@ -79,7 +79,8 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     choices = {"transport": TRANSPORTS, "runtime": RUNTIMES, "energy_meter": ENERGY_METERS}
     for key, allowed in choices.items():
         if getattr(profile, key) not in allowed:
-            raise UserError(f"{where}.{key} = {getattr(profile, key)!r} is not valid; choose one of: {', '.join(allowed)}")
+            raise UserError(f"{where}.{key} = {getattr(profile, key)!r} is not valid; "
+                            f"choose one of: {', '.join(allowed)}")
     if profile.delegate not in NAMED_DELEGATES and not profile.delegate.startswith("/"):
         raise UserError(f"{where}.delegate = {profile.delegate!r} is not valid; choose one of: "
                         f"{', '.join(NAMED_DELEGATES)} or an absolute path to a delegate library")
@@ -135,7 +136,8 @@ def load_inventory(path: Path | None) -> dict[str, DeviceProfile]:
         raise UserError(f"{path}: not valid TOML: {error}") from None
     unknown = sorted(set(raw) - {"devices"})
     if unknown:
-        raise UserError(f"{path}: unknown key '{unknown[0]}' at top level (put each device in a [devices.<name>] table)")
+        raise UserError(f"{path}: unknown key '{unknown[0]}' at top level "
+                        f"(put each device in a [devices.<name>] table)")
     tables = raw.get("devices", {})
     if not isinstance(tables, dict):
         raise UserError(f"{path}: 'devices' must hold [devices.<name>] tables")

@@ -54,7 +54,8 @@ def model_from_manifest(run: str, variant: str) -> tuple[Path, Path]:
     paths = []
     for key in VARIANTS[variant]:
         if key not in artifacts:
-            raise UserError(f"{manifest} has no artifacts.{key}; finish the run (`make demo`) or pick another --variant")
+            raise UserError(f"{manifest} has no artifacts.{key}; finish the run (`make demo`) "
+                            f"or pick another --variant")
         paths.append(run_dir / artifacts[key])
     return paths[0], paths[1]
 
