@@ -50,9 +50,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path: str | Path, value: Any) -> None:
+def write_json(path: str | Path, value: Any, sort_keys: bool = True) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -146,4 +146,4 @@ class Manifest:
         self.data["metrics"] = metrics
 
     def save(self) -> None:
-        write_json(self.path, self.data)
+        write_json(self.path, self.data, sort_keys=False)  # stages stay in pipeline order

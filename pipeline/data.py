@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import DEFAULT_DATASET, DataConfig
+from pipeline.config import DataConfig
 from pipeline.errors import UserError
 
 IDX_FILES = {
@@ -48,10 +48,9 @@ class Dataset:
 
 
 def _missing(path: Path, config_path: str) -> UserError:
-    hint = "install it with: sudo apt-get install dataset-fashion-mnist"
-    if not str(path).startswith(DEFAULT_DATASET):
-        hint = f"point data.path in {config_path} at a folder that holds it"
-    return UserError(f"dataset file not found: {path}; {hint}")
+    return UserError(
+        f"dataset file not found: {path}; install the default dataset with "
+        f"`sudo apt-get install dataset-fashion-mnist` or point data.path in {config_path} at a folder that holds it")
 
 
 def read_idx(path: Path) -> np.ndarray:

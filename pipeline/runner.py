@@ -37,6 +37,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("convert", "pipeline.stages.convert", ("convert",), ("data", "finetune", "prune", "quantize")),
 )
 STAGE_NAMES = [spec.name for spec in STAGES]
+LOCATION_FIELDS = ("name", "build_dir")
 
 
 @dataclass
@@ -70,6 +71,8 @@ def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> s
     module_source = Path(importlib.util.find_spec(spec.module).origin).read_text()
     inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
     sections = {name: config.section(name) for name in spec.sections}
+    for field in LOCATION_FIELDS:  # where a run is stored does not change what it computes
+        sections.get("run", {}).pop(field, None)
     return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": module_source})
 
 

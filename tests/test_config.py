@@ -1,0 +1,60 @@
+"""Config loading: defaults, unknown keys, wrong types and out-of-range values are refused by name."""
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from tests.conftest import REPO, run_cli
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_demo_config_loads_with_documented_defaults():
+    config = load_config(REPO / "configs" / "demo.toml")
+    assert config.model.name == "resnet8"
+    assert config.prune.target_sparsity == 0.5
+    assert config.quantize.method == "pqat"
+    assert config.data.path == "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[prune]\ntarget_sparsityy = 0.5\n", "unknown key 'target_sparsityy'"),
+    ("[prun]\n", "unknown section [prun]"),
+    ("[finetune]\nepochs = 'ten'\n", "finetune.epochs must be int, got str"),
+    ("[finetune]\naugment = 1\n", "finetune.augment must be bool"),
+    ("[finetune]\nlabel_fraction = 0.0\n", "finetune.label_fraction = 0.0 is outside (0, 1]"),
+    ("[finetune]\nlabel_fraction = 1.5\n", "finetune.label_fraction = 1.5 is outside (0, 1]"),
+    ("[prune]\ntarget_sparsity = 1.0\n", "prune.target_sparsity = 1.0 is outside [0, 1)"),
+    ("[prune]\ntarget_sparsity = -0.1\n", "prune.target_sparsity = -0.1 is outside [0, 1)"),
+    ("[model]\nname = 'resnet9'\n", "choose one of: resnet8, ds_cnn"),
+    ("[pretrain]\nmethod = 'byol'\n", "choose one of: simclr, rotation, none"),
+    ("[quantize]\nmethod = 'int4'\n", "choose one of: pqat, qat, ptq"),
+    ("[data]\nformat = 'png'\n", "choose one of: idx, cifar10"),
+    ("[run]\nname = 'a/b'\n", "run.name"),
+    ("not toml = = 1\n", "not valid TOML"),
+])
+def test_bad_config_is_refused_naming_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    assert expected in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_cli_prints_one_line_and_exits_1(tmp_path):
+    path = write(tmp_path, "[finetune]\nlabel_fraction = 2\n")
+    result = run_cli("run", "--config", str(path))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "label_fraction" in lines[0]
+
+
+def test_missing_config_file_names_it():
+    result = run_cli("run", "--config", "configs/nope.toml")
+    assert result.returncode == 1
+    assert "configs/nope.toml does not exist" in result.stderr

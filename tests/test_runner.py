@@ -1,0 +1,80 @@
+"""Stage caching and interruption, on a copy of the micro run."""
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.artifacts import Manifest
+from pipeline.errors import UserError
+from pipeline.runner import run_stages
+from tests.conftest import REPO, write_toml
+
+
+@pytest.fixture
+def copied_run(micro_run, tmp_path):
+    config, manifest, _ = micro_run
+    build = tmp_path / "build"
+    shutil.copytree(manifest.run_dir, build / config.run.name)
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, build_dir=str(build)))
+
+
+def statuses(log):
+    return {line.split()[1]: line.split()[2] for line in log}
+
+
+def test_unchanged_run_is_all_cached(copied_run):
+    log = []
+    run_stages(copied_run, log=log.append)
+    assert set(statuses(log).values()) == {"cached"}
+
+
+def test_changing_one_stage_reruns_it_and_later_stages_only(copied_run):
+    config = dataclasses.replace(copied_run, quantize=dataclasses.replace(copied_run.quantize, method="ptq"))
+    log = []
+    manifest = run_stages(config, log=log.append)
+    status = {stage: state for stage, state in statuses(log).items()}
+    assert [status[s] for s in ("data", "pretrain", "finetune", "prune")] == ["cached"] * 4
+    assert status["quantize"] == "done" and status["convert"] == "done"
+    assert manifest.data["metrics"]["quantize_method"] == "ptq"
+
+
+def test_tampered_output_is_rebuilt(copied_run):
+    manifest = Manifest(f"{copied_run.run.build_dir}/{copied_run.run.name}")
+    manifest.output_path("quantize", "quantize_ready").write_bytes(b"corrupt")
+    log = []
+    run_stages(copied_run, until="quantize", log=log.append)
+    assert statuses(log)["quantize"] == "done" and statuses(log)["prune"] == "cached"
+
+
+def test_unknown_stage_is_refused(copied_run):
+    with pytest.raises(UserError, match="choose one of: data, pretrain"):
+        run_stages(copied_run, until="deploy")
+
+
+def test_killed_run_leaves_no_artifact_taken_as_done(copied_run, tmp_path):
+    """SIGKILL during conversion: the old convert record is not reused, its temp folder is cleaned."""
+    config = dataclasses.replace(copied_run, quantize=dataclasses.replace(copied_run.quantize, method="ptq"))
+    toml = write_toml(config, tmp_path / "run.toml")
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(toml)], cwd=REPO,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    for line in process.stderr:
+        if "convert   running" in line:
+            time.sleep(2)
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    run_dir = tmp_path / "build" / config.run.name
+    assert any(p.name.startswith(".tmp-convert") for p in run_dir.iterdir())
+    log = []
+    run_stages(config, until="quantize", log=log.append)
+    assert not any(p.name.startswith(".tmp-") for p in run_dir.iterdir())
+    assert statuses(log)["quantize"] == "cached"  # finished before the kill
+    manifest = Manifest(run_dir)
+    assert manifest.stage("convert")["inputs"]["quantize.quantize_ready"]["sha256"] != \
+        manifest.stage("quantize")["outputs"]["quantize_ready"]["sha256"]  # so convert will run again
