@@ -68,26 +68,37 @@ def list_results(db: Database, *, device: str | None = None, variant: str | None
             clauses.append(clause)
             params.append(value)
     sql = (f"SELECT {LISTING_COLUMNS} FROM benchmarks b JOIN runs r ON r.id = b.run_id "
-           f"JOIN devices d ON d.id = b.device_id{_where(clauses)} ORDER BY r.started_at, r.id, b.id")
+           f"JOIN devices d ON d.id = b.device_id{_where(clauses)} ORDER BY b.run_started_at, b.run_id, b.id")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return db.query(sql, params)
 
 
-def _before_run(run_id: int | None) -> tuple[list[str], list[Any]]:
+@dataclass(frozen=True)
+class _RunOrder:
+    """The columns that order a history by run: its start time, then its id."""
+
+    time: str
+    id: str
+
+
+BENCHMARK_ORDER = _RunOrder("b.run_started_at", "b.run_id")  # indexed with the series columns
+VARIANT_ORDER = _RunOrder("r.started_at", "r.id")
+
+
+def _before_run(run_id: int | None, order: _RunOrder) -> tuple[list[str], list[Any]]:
     """SQL restricting to runs that started before `run_id` (ties broken by id)."""
     if run_id is None:
         return [], []
-    return ["(r.started_at < (SELECT started_at FROM runs WHERE id = ?) OR "
-            "(r.started_at = (SELECT started_at FROM runs WHERE id = ?) AND r.id < ?))"], [run_id, run_id, run_id]
+    start = "(SELECT started_at FROM runs WHERE id = ?)"
+    return [f"({order.time} < {start} OR ({order.time} = {start} AND {order.id} < ?))"], [run_id, run_id, run_id]
 
 
 def history(db: Database, series: Series, metric: str, *, before_run: int | None = None, only_run: int | None = None,
             good_only: bool = False, limit: int | None = None) -> list[Observation]:
     """Observations of `metric` for `series` over complete runs, oldest first (the newest `limit` of them).
 
-    `only_run` returns that one run's observations whatever its status (the run being checked).
-
+    `only_run` returns that one run's observations whatever its status (the run being checked);
     `good_only` keeps nightly, unthrottled results: what a default baseline may use.
     """
     if metric in BENCHMARK_METRICS:
@@ -97,9 +108,10 @@ def history(db: Database, series: Series, metric: str, *, before_run: int | None
     raise ValueError(f"unknown metric {metric!r}; known: {sorted(BENCHMARK_METRICS) + sorted(VARIANT_METRICS)}")
 
 
-def _run_filters(before_run: int | None, only_run: int | None, good_only: bool) -> tuple[list[str], list[Any]]:
+def _run_filters(before_run: int | None, only_run: int | None, good_only: bool,
+                 order: _RunOrder) -> tuple[list[str], list[Any]]:
     """Complete runs (before one run, if given), or exactly `only_run` whatever its status."""
-    clauses, params = _before_run(before_run)
+    clauses, params = _before_run(before_run, order)
     if only_run is not None:
         clauses.append("r.id = ?")
         params.append(only_run)
@@ -112,34 +124,34 @@ def _run_filters(before_run: int | None, only_run: int | None, good_only: bool) 
     return clauses, params
 
 
-def _newest(sql: str, limit: int | None) -> str:
-    return sql + " ORDER BY r.started_at DESC, r.id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+def _newest(sql: str, limit: int | None, order: _RunOrder) -> str:
+    return sql + f" ORDER BY {order.time} DESC, {order.id} DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
 
 
 def _benchmark_history(db: Database, series: Series, metric: str, before_run: int | None, only_run: int | None,
                        good_only: bool, limit: int | None) -> list[Observation]:
     value_column, samples_column = BENCHMARK_METRICS[metric]
-    clauses, params = _run_filters(before_run, only_run, good_only)
-    clauses += ["d.name = ?", "b.variant = ?", "b.runtime = ?", f"b.{value_column} IS NOT NULL"]
+    clauses, params = _run_filters(before_run, only_run, good_only, BENCHMARK_ORDER)
+    clauses += ["b.device_id = (SELECT id FROM devices WHERE name = ?)", "b.variant = ?", "b.runtime = ?",
+                f"b.{value_column} IS NOT NULL"]
     params += [series.device, series.variant, series.runtime]
     if good_only:
         clauses.append("(b.throttled IS NULL OR b.throttled = 0)")
     samples = f"b.{samples_column}" if samples_column else "NULL"
     sql = (f"SELECT r.id AS run_id, r.kind AS kind, b.{value_column} AS value, {samples} AS samples, "
-           f"b.throttled AS throttled FROM benchmarks b JOIN runs r ON r.id = b.run_id "
-           f"JOIN devices d ON d.id = b.device_id{_where(clauses)}")
-    return [_observation(row) for row in reversed(db.query(_newest(sql, limit), params))]
+           f"b.throttled AS throttled FROM benchmarks b JOIN runs r ON r.id = b.run_id{_where(clauses)}")
+    return [_observation(row) for row in reversed(db.query(_newest(sql, limit, BENCHMARK_ORDER), params))]
 
 
 def _variant_history(db: Database, series: Series, metric: str, before_run: int | None, only_run: int | None,
                      good_only: bool, limit: int | None) -> list[Observation]:
     column = VARIANT_METRICS[metric]
-    clauses, params = _run_filters(before_run, only_run, good_only)
+    clauses, params = _run_filters(before_run, only_run, good_only, VARIANT_ORDER)
     clauses += ["v.name = ?", f"v.{column} IS NOT NULL"]
     params.append(series.variant)
     sql = (f"SELECT r.id AS run_id, r.kind AS kind, v.{column} AS value, NULL AS samples, NULL AS throttled "
            f"FROM variants v JOIN runs r ON r.id = v.run_id{_where(clauses)}")
-    return [_observation(row) for row in reversed(db.query(_newest(sql, limit), params))]
+    return [_observation(row) for row in reversed(db.query(_newest(sql, limit, VARIANT_ORDER), params))]
 
 
 def _observation(row: Row) -> Observation:

@@ -41,7 +41,7 @@ MIGRATION_1 = (
         host TEXT,
         recorder_pid INTEGER
     )""",
-    "CREATE INDEX runs_by_status_time ON runs (status, kind, started_at)",
+    "CREATE INDEX runs_by_status_time ON runs (status, started_at)",
     "CREATE INDEX runs_by_name ON runs (name)",
     """CREATE TABLE devices (
         id {id},
@@ -67,6 +67,7 @@ MIGRATION_1 = (
     """CREATE TABLE benchmarks (
         id {id},
         run_id {ref} NOT NULL REFERENCES runs (id),
+        run_started_at TEXT NOT NULL,
         device_id {ref} NOT NULL REFERENCES devices (id),
         variant TEXT NOT NULL,
         runtime TEXT NOT NULL,
@@ -106,7 +107,8 @@ MIGRATION_1 = (
         energy_windows_mj {blob},
         document_json TEXT NOT NULL
     )""",
-    "CREATE INDEX benchmarks_by_series ON benchmarks (device_id, variant, runtime, run_id)",
+    # run_started_at is the run's (immutable) start, copied here so a series' history is one index range
+    "CREATE INDEX benchmarks_by_series ON benchmarks (device_id, variant, runtime, run_started_at, run_id)",
     "CREATE INDEX benchmarks_by_run ON benchmarks (run_id)",
     """CREATE TABLE baseline_pin (
         id INTEGER PRIMARY KEY CHECK (id = 1),

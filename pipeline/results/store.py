@@ -119,23 +119,25 @@ class ResultsStore:
         device, hostname, arch = device_fields(document, source)
         now = utc_now()
         with self.db.transaction() as tx:
-            self._require_running(tx, run_id)
+            run_started_at = self._require_running(tx, run_id)
             self._check_model(tx, run_id, variant, row["model_sha256"])
             device_id = tx.execute(
                 "INSERT INTO devices (name, hostname, arch, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET hostname = COALESCE(excluded.hostname, devices.hostname), "
                 "arch = COALESCE(excluded.arch, devices.arch), last_seen = excluded.last_seen RETURNING id",
                 (device, hostname, arch, now, now))[0]["id"]
-            return _insert(tx, "benchmarks", {"run_id": run_id, "device_id": device_id, "variant": variant,
-                                              "recorded_at": now, **row})
+            return _insert(tx, "benchmarks", {"run_id": run_id, "run_started_at": run_started_at,
+                                              "device_id": device_id, "variant": variant, "recorded_at": now, **row})
 
     @staticmethod
-    def _require_running(tx: Transaction, run_id: int) -> None:
-        rows = tx.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
+    def _require_running(tx: Transaction, run_id: int) -> str:
+        """The run's start time, after checking that it exists and is still running."""
+        rows = tx.execute("SELECT status, started_at FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise UserError(f"run {run_id} does not exist: call begin_run first")
         if rows[0]["status"] != RUNNING:
             raise UserError(f"run {run_id} is {rows[0]['status']}: results can only be added to a running run")
+        return rows[0]["started_at"]
 
     @staticmethod
     def _check_model(tx: Transaction, run_id: int, variant: str, sha256: str) -> None:
