@@ -180,9 +180,9 @@ PMIC_RAILS = [
 PMIC_VOLT_ONLY = [("EXT5V", 24, 5.1457), ("BATT", 25, 0.0)]
 FAKE_VCGENCMD = """#!/bin/sh
 # TEST FIXTURE standing in for the Raspberry Pi's vcgencmd: prints files the test writes beside it.
-here=$(dirname "$0")
+here=${0%/*}
 case "$1" in
-  pmic_read_adc) cat "$here/pmic_read_adc.txt" ;;
+  pmic_read_adc) exec cat "$here/pmic_read_adc.txt" ;;
   get_throttled)
     calls=$(cat "$here/throttled_calls" 2>/dev/null || echo 0)
     echo $((calls + 1)) > "$here/throttled_calls"

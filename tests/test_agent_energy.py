@@ -24,11 +24,14 @@ from tests.agent_fixtures import (  # noqa: F401
 )
 
 TOLERANCE = 0.05
-LOW_W, HIGH_W, PERIOD_S = 2.0, 6.0, 0.6
-WINDOW_ARGS = ["--idle-s", "0.8", "--min-s", "1.2", "--runs", "20", "--sample-hz", "50"]
+# A slow triangle: trapezoid integration is exact on its straight parts, and a slow slope keeps the
+# error small when a loaded machine delays a meter read (a stalled process spawn for vcgencmd/command).
+LOW_W, HIGH_W, PERIOD_S = 2.0, 6.0, 3.6
+MIN_SWING_W = 0.5  # a 1 s window centred on a peak still sees power fall by 1.1 W
+WINDOW_ARGS = ["--idle-s", "1.0", "--min-s", "1.2", "--runs", "20", "--sample-hz", "50"]
 INA3221_MILLIVOLTS = {1: 5000, 2: 3300, 3: 12000}
 INA3221_SHARE = {1: 0.6, 2: 0.4}  # of the scheduled power; channel 3 is excluded with channels=1,2
-RAPL_RANGE_UJ = 2_000_000  # wraps every ~0.5 s at 4 W: several wraps per window
+RAPL_RANGE_UJ = 6_000_000  # wraps every ~1.5 s at 4 W: at least once in the two windows (~9 J)
 
 
 def _ina219(root: Path) -> tuple[Callable[[float], None], list[str], None]:
@@ -94,17 +97,19 @@ def test_integrated_energy_matches_the_schedule(setup_name, agent_models, agent_
         window = energy["windows"][name]
         start, end = window["start_unix_s"], window["end_unix_s"]
         watts_seen = power.watts_between(start, end)
-        assert max(watts_seen) - min(watts_seen) > 2.0, "power must change during the window"
+        assert max(watts_seen) - min(watts_seen) > MIN_SWING_W, "power must change during the window"
         truth = (rapl or power).energy_j(start, end)  # RAPL: what the counter showed, even if the writer stalled
         assert window["joules"] == pytest.approx(truth, rel=TOLERANCE), name
-        assert window["samples"] >= 10
+        assert window["samples"] >= 5  # readings between the two boundary ones (fewer when reads stall)
     timed = energy["windows"]["timed"]
     assert energy["window_s"] == timed["seconds"]
     assert energy["avg_w"] == pytest.approx(timed["joules"] / timed["seconds"])
     assert energy["mj_per_inference"] == pytest.approx(timed["joules"] * 1000 / run.document["runs"])
     assert LOW_W < energy["idle_w"] < HIGH_W and LOW_W < energy["avg_w"] < HIGH_W
     if rapl is not None:
-        assert rapl.wraps_between(timed["start_unix_s"], timed["end_unix_s"]) >= 1, "the counter must wrap"
+        windows = [energy["windows"][name] for name in ("idle", "timed")]
+        wraps = sum(rapl.wraps_between(window["start_unix_s"], window["end_unix_s"]) for window in windows)
+        assert wraps >= 1, "the counter must wrap inside a window"
 
 
 def test_pi5_pmic_note_says_it_is_not_wall_power(agent_models, agent_pyz, tmp_path):

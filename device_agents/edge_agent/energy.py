@@ -22,14 +22,7 @@ JOIN_TIMEOUT_S = 10.0
 class Reading:
     time_s: float  # perf_counter seconds, midway through the read
     value: float  # watts, or joules on the meter's cumulative counter
-
-
-@dataclass
-class Mark:
-    """A window boundary: the index of its reading and the wall-clock time for external logs."""
-
-    index: int
-    unix_s: float
+    unix_s: float = 0.0  # the same instant on the wall clock, to line up with external logs
 
 
 @dataclass
@@ -74,11 +67,12 @@ class PowerSampler:
         self._thread.join(JOIN_TIMEOUT_S)
 
     def _take(self) -> int:
-        """One reading appended in time order; returns its index."""
+        """One reading appended in time order, stamped midway through the read; returns its index."""
         with self._lock:
-            before = time.perf_counter()
+            before, before_unix = time.perf_counter(), time.time()
             value = self.meter.read()
-            self._readings.append(Reading(time_s=(before + time.perf_counter()) / 2.0, value=value))
+            middle, middle_unix = (before + time.perf_counter()) / 2.0, (before_unix + time.time()) / 2.0
+            self._readings.append(Reading(time_s=middle, value=value, unix_s=middle_unix))
             return len(self._readings) - 1
 
     def _run(self) -> None:
@@ -96,22 +90,22 @@ class PowerSampler:
                 due, delay = time.perf_counter(), 0.0
             self._stop.wait(delay)
 
-    def mark(self) -> Mark:
-        """Take a boundary reading now (raises the sampler thread's error, if it had one)."""
+    def mark(self) -> int:
+        """Take a window-boundary reading now; returns its index (raises the sampler thread's error)."""
         if self._error is not None:
             raise self._error
-        unix_s = time.time()
-        return Mark(index=self._take(), unix_s=unix_s)
+        return self._take()
 
-    def window(self, start: Mark, end: Mark) -> WindowEnergy:
+    def window(self, start: int, end: int) -> WindowEnergy:
+        """Energy between two boundary readings (given by index), both included."""
         with self._lock:
-            readings = self._readings[start.index : end.index + 1]
+            readings = self._readings[start : end + 1]
         return WindowEnergy(
             joules=integrate_joules(readings, self.meter.counter_modulus),
             seconds=readings[-1].time_s - readings[0].time_s,
             samples=len(readings),
-            start_unix_s=start.unix_s,
-            end_unix_s=end.unix_s,
+            start_unix_s=readings[0].unix_s,
+            end_unix_s=readings[-1].unix_s,
         )
 
     def idle_window(self, seconds: float) -> Optional[WindowEnergy]:

@@ -71,7 +71,7 @@ def run_protocol(timer: InvokeTimer, settings: ProtocolSettings, sampler: Option
     warmup, _ = timer.repeat(settings.warmup_runs, settings.warmup_min_s)
     timed_start = sampler.mark() if sampler else None
     latencies_ns, wall_s = timer.repeat(settings.runs, settings.min_s)
-    timed_energy = sampler.window(timed_start, sampler.mark()) if sampler and timed_start else None
+    timed_energy = sampler.window(timed_start, sampler.mark()) if sampler and timed_start is not None else None
     return ProtocolResult(
         first_inference_ms=first_ns / NS_PER_MS,
         warmup_runs=len(warmup),
