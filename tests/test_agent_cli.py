@@ -4,6 +4,7 @@ reference outputs, the timing protocol's counts, and one-line JSON errors for ba
 from __future__ import annotations
 
 import hashlib
+import shlex
 import socket
 import statistics
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.agent_fixtures import agent_models, agent_pyz, model_args, run_agent  # noqa: F401
+from tests.agent_fixtures import FAST_PROTOCOL, agent_models, agent_pyz, model_args, run_agent  # noqa: F401
 
 TOP_LEVEL_TYPES = {
     "schema_version": int, "device": str, "hostname": str, "arch": str, "python": str, "runtime": dict,
@@ -90,47 +91,39 @@ def _write_npz_without_labels(folder: Path, source: Path) -> Path:
     return folder / "no_labels.npz"
 
 
-def _bad_input_args(case: str, models, folder: Path) -> list[str]:
-    """Command lines that must fail; each case breaks exactly one thing."""
-    int8 = models.int8
-    garbage = folder / "garbage.bin"
-    garbage.write_bytes(b"not a zip and not a flatbuffer")
-    no_labels = _write_npz_without_labels(folder, int8.samples)
-    return {
-        "missing model": ["--model", str(folder / "absent.tflite"), "--samples", str(int8.samples)],
-        "garbage model": ["--model", str(garbage), "--samples", str(int8.samples)],
-        "garbage samples": ["--model", str(int8.model), "--samples", str(garbage)],
-        "samples without labels": ["--model", str(int8.model), "--samples", str(no_labels)],
-        "samples of another model": ["--model", str(int8.model), "--samples", str(models.float.samples)],
-        "runtime not installed": [*model_args(int8), "--runtime", "tflite_runtime"],
-        "edgetpu absent": [*model_args(int8), "--delegate", "edgetpu"],
-        "delegate path absent": [*model_args(int8), "--delegate", str(folder / "libnothing.so")],
-        "unknown runtime": [*model_args(int8), "--runtime", "onnx"],
-        "no model argument": ["--samples", str(int8.samples)],
-        "malformed meter option": [*model_args(int8), "--energy-meter", "hwmon", "--meter-option", "hwmon2"],
-        "option for another meter": [*model_args(int8), "--energy-meter", "rapl", "--meter-option", "name=ina219"],
-    }[case]
-
-
+BASE = "--model {model} --samples {samples} " + " ".join(FAST_PROTOCOL)
+# (case, command line with placeholders, exit code, part of the error): each breaks exactly one thing
 BAD_INPUTS = [
-    ("missing model", 1, "absent.tflite not found"),
-    ("garbage model", 1, "cannot load model"),
-    ("garbage samples", 1, "not a readable .npz"),
-    ("samples without labels", 1, "lacks labels"),
-    ("samples of another model", 1, "use the samples file written for this model"),
-    ("runtime not installed", 1, "--runtime tflite_runtime"),
-    ("edgetpu absent", 1, "libedgetpu.so.1"),
-    ("delegate path absent", 1, "libnothing.so: no such file"),
-    ("unknown runtime", 2, "invalid choice: 'onnx'"),
-    ("no model argument", 2, "--model"),
-    ("malformed meter option", 2, "is not key=value"),
-    ("option for another meter", 2, "--meter-option name is not known for rapl"),
+    ("missing model", "--model {folder}/absent.tflite --samples {samples}", 1, "absent.tflite not found"),
+    ("garbage model", "--model {garbage} --samples {samples}", 1, "cannot load model"),
+    ("garbage samples", "--model {model} --samples {garbage}", 1, "not a readable .npz"),
+    ("samples without labels", "--model {model} --samples {no_labels}", 1, "lacks labels"),
+    ("samples of another model", "--model {model} --samples {float_samples}", 1, "use the samples file written"),
+    ("runtime not installed", BASE + " --runtime tflite_runtime", 1, "--runtime tflite_runtime"),
+    ("edgetpu absent", BASE + " --delegate edgetpu", 1, "libedgetpu.so.1"),
+    ("delegate path absent", BASE + " --delegate {folder}/libnothing.so", 1, "libnothing.so: no such file"),
+    ("unknown runtime", BASE + " --runtime onnx", 2, "invalid choice: 'onnx'"),
+    ("no model argument", "--samples {samples}", 2, "--model"),
+    ("malformed meter option", BASE + " --energy-meter hwmon --meter-option hwmon2", 2, "is not key=value"),
+    ("option for another meter", BASE + " --energy-meter rapl --meter-option name=ina219", 2, "not known for rapl"),
 ]
 
 
-@pytest.mark.parametrize(("case", "code", "message"), BAD_INPUTS, ids=[case for case, _, _ in BAD_INPUTS])
-def test_bad_input_is_one_json_line_and_an_exit_code(case, code, message, agent_models, agent_pyz, tmp_path):
-    run = run_agent(agent_pyz, _bad_input_args(case, agent_models, tmp_path))
+def _command_line(template: str, models, folder: Path) -> list[str]:
+    garbage = folder / "garbage.bin"
+    garbage.write_bytes(b"not a zip and not a flatbuffer")
+    paths = {
+        "model": models.int8.model, "samples": models.int8.samples, "float_samples": models.float.samples,
+        "garbage": garbage, "no_labels": _write_npz_without_labels(folder, models.int8.samples), "folder": folder,
+    }
+    return shlex.split(template.format(**{name: shlex.quote(str(path)) for name, path in paths.items()}))
+
+
+@pytest.mark.parametrize(
+    ("template", "code", "message"), [row[1:] for row in BAD_INPUTS], ids=[row[0] for row in BAD_INPUTS]
+)
+def test_bad_input_is_one_json_line_and_an_exit_code(template, code, message, agent_models, agent_pyz, tmp_path):
+    run = run_agent(agent_pyz, _command_line(template, agent_models, tmp_path))
     assert run.code == code
     assert run.document.keys() == {"schema_version", "error"} and run.document["schema_version"] == 1
     assert message in run.document["error"] and "\n" not in run.document["error"]
