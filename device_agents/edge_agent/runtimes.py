@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy
+
 from .errors import AgentError, one_line
 
 # runtime name -> (module with Interpreter/load_delegate/OpResolverType, module with __version__)
@@ -134,6 +136,11 @@ def load_model(
         raise AgentError(
             f"cannot load model {model_path} with {runtime.name} ({one_line(exc)}): "
             f"check it is a valid .tflite file{hint}"
+        ) from exc
+    except (SystemError, ImportError) as exc:  # a runtime built against numpy 1.x imports, then fails here
+        raise AgentError(
+            f"{runtime.name} {runtime.version} cannot run with numpy {numpy.__version__} ({one_line(exc)}): "
+            "it was built for another numpy major version; install numpy<2 (tflite-runtime <= 2.14) or ai-edge-litert"
         ) from exc
     init_ms = (time.perf_counter_ns() - started) / 1e6
     return LoadedModel(
