@@ -86,12 +86,14 @@ BENCHMARK_ORDER = _RunOrder("b.run_started_at", "b.run_id")  # indexed with the 
 VARIANT_ORDER = _RunOrder("r.started_at", "r.id")
 
 
-def _before_run(run_id: int | None, order: _RunOrder) -> tuple[list[str], list[Any]]:
-    """SQL restricting to runs that started before `run_id` (ties broken by id)."""
+def _before_run(db: Database, run_id: int | None, order: _RunOrder) -> tuple[list[str], list[Any]]:
+    """SQL restricting to runs that started before `run_id` (ties broken by id), as one index range."""
     if run_id is None:
         return [], []
-    start = "(SELECT started_at FROM runs WHERE id = ?)"
-    return [f"({order.time} < {start} OR ({order.time} = {start} AND {order.id} < ?))"], [run_id, run_id, run_id]
+    rows = db.query("SELECT started_at FROM runs WHERE id = ?", (run_id,))
+    if not rows:
+        raise ValueError(f"run {run_id} does not exist")
+    return [f"({order.time}, {order.id}) < (?, ?)"], [rows[0]["started_at"], run_id]
 
 
 def history(db: Database, series: Series, metric: str, *, before_run: int | None = None, only_run: int | None = None,
@@ -108,10 +110,10 @@ def history(db: Database, series: Series, metric: str, *, before_run: int | None
     raise ValueError(f"unknown metric {metric!r}; known: {sorted(BENCHMARK_METRICS) + sorted(VARIANT_METRICS)}")
 
 
-def _run_filters(before_run: int | None, only_run: int | None, good_only: bool,
+def _run_filters(db: Database, before_run: int | None, only_run: int | None, good_only: bool,
                  order: _RunOrder) -> tuple[list[str], list[Any]]:
     """Complete runs (before one run, if given), or exactly `only_run` whatever its status."""
-    clauses, params = _before_run(before_run, order)
+    clauses, params = _before_run(db, before_run, order)
     if only_run is not None:
         clauses.append("r.id = ?")
         params.append(only_run)
@@ -131,7 +133,7 @@ def _newest(sql: str, limit: int | None, order: _RunOrder) -> str:
 def _benchmark_history(db: Database, series: Series, metric: str, before_run: int | None, only_run: int | None,
                        good_only: bool, limit: int | None) -> list[Observation]:
     value_column, samples_column = BENCHMARK_METRICS[metric]
-    clauses, params = _run_filters(before_run, only_run, good_only, BENCHMARK_ORDER)
+    clauses, params = _run_filters(db, before_run, only_run, good_only, BENCHMARK_ORDER)
     clauses += ["b.device_id = (SELECT id FROM devices WHERE name = ?)", "b.variant = ?", "b.runtime = ?",
                 f"b.{value_column} IS NOT NULL"]
     params += [series.device, series.variant, series.runtime]
@@ -146,7 +148,7 @@ def _benchmark_history(db: Database, series: Series, metric: str, before_run: in
 def _variant_history(db: Database, series: Series, metric: str, before_run: int | None, only_run: int | None,
                      good_only: bool, limit: int | None) -> list[Observation]:
     column = VARIANT_METRICS[metric]
-    clauses, params = _run_filters(before_run, only_run, good_only, VARIANT_ORDER)
+    clauses, params = _run_filters(db, before_run, only_run, good_only, VARIANT_ORDER)
     clauses += ["v.name = ?", f"v.{column} IS NOT NULL"]
     params.append(series.variant)
     sql = (f"SELECT r.id AS run_id, r.kind AS kind, v.{column} AS value, NULL AS samples, NULL AS throttled "

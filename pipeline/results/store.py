@@ -23,7 +23,8 @@ from pipeline.results.regression import Observation
 from pipeline.results.schema import migrate
 from pipeline.results.timeutil import utc_now
 
-RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
+RUNNING, FAILED = "running", "failed"
+COMPLETE = queries.COMPLETE
 RUN_KINDS = ("nightly", "manual", "ci")
 
 
@@ -42,6 +43,7 @@ class VariantRecord:
 
 
 def _process_alive(pid: int) -> bool:
+    """Signal 0 only asks whether the process exists; nothing is sent to it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
