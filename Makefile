@@ -52,7 +52,7 @@ stage-%: setup
 test: setup .venv-tflite214/.installed
 	$(VPY) -m pytest $(PYTEST_MARKERS)
 
-test-all: setup
+test-all: setup .venv-tflite214/.installed
 	$(VPY) -m pytest -m "slow or not slow"
 
 calibration: setup

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.artifacts import Manifest, atomic_dir, file_record, remove_stale_temporaries, sha256_json
+from pipeline.artifacts import MANIFEST_NAME, Manifest, atomic_dir, file_record, remove_stale_temporaries, sha256_json
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
 
@@ -94,34 +95,66 @@ def run_stages(
     manifest.data["config_path"] = config.source
     last = STAGE_NAMES.index(until) if until else len(STAGES) - 1
     for index, spec in enumerate(STAGES[: last + 1]):
+        step = f"[{index + 1}/{len(STAGES)}] {spec.name:<9}"
         key = _cache_key(spec, config, manifest)
         record = manifest.stage(spec.name)
         if not force and record and record.get("cache_key") == key and manifest.outputs_intact(spec.name):
-            log(f"[{index + 1}/{len(STAGES)}] {spec.name:<9} cached   ({record['wall_s']:.1f}s when run)")
+            log(f"{step} cached   ({record['wall_s']:.1f}s when run)")
             continue
-        log(f"[{index + 1}/{len(STAGES)}] {spec.name:<9} running")
-        started = time.perf_counter()
-        module = importlib.import_module(spec.module)
-        final_dir = run_dir / spec.name
-        with atomic_dir(final_dir) as tmp_dir:
-            output: StageOutput = module.run(StageContext(config, run_dir, tmp_dir, manifest))
-            relative = {name: path.relative_to(tmp_dir) for name, path in output.artifacts.items()}
-        wall = time.perf_counter() - started
-        inputs = {
-            f"{stage}.{name}": {"path": out["path"], "sha256": out["sha256"]}
-            for stage in spec.inputs
-            for name, out in manifest.stage(stage)["outputs"].items()
-        }
-        new_record = {
-            "config": {name: config.section(name) for name in spec.sections},
-            "inputs": inputs,
-            "outputs": {name: file_record(final_dir / rel, run_dir) for name, rel in relative.items()},
-            "metrics": output.metrics,
-            "wall_s": round(wall, 2),
-            "cache_key": key,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **output.extra,
-        }
-        manifest.set_stage(spec.name, new_record, STAGE_NAMES)
-        log(f"[{index + 1}/{len(STAGES)}] {spec.name:<9} done     ({wall:.1f}s)")
+        reused = None if force else _reuse_from_other_run(spec, key, config, run_dir)
+        if reused:
+            record, source = reused
+            log(f"{step} cached   (from run '{source}', {record['wall_s']:.1f}s when run)")
+        else:
+            log(f"{step} running")
+            record = _execute(spec, key, config, manifest)
+            log(f"{step} done     ({record['wall_s']:.1f}s)")
+        manifest.set_stage(spec.name, record, STAGE_NAMES)
     return manifest
+
+
+def _execute(spec: StageSpec, key: str, config: PipelineConfig, manifest: Manifest) -> dict[str, Any]:
+    """Run one stage into a temporary folder, rename it into place, and return its record."""
+    started = time.perf_counter()
+    module = importlib.import_module(spec.module)
+    final_dir = manifest.run_dir / spec.name
+    with atomic_dir(final_dir) as tmp_dir:
+        output: StageOutput = module.run(StageContext(config, manifest.run_dir, tmp_dir, manifest))
+        relative = {name: path.relative_to(tmp_dir) for name, path in output.artifacts.items()}
+    inputs = {
+        f"{stage}.{name}": {"path": out["path"], "sha256": out["sha256"]}
+        for stage in spec.inputs
+        for name, out in manifest.stage(stage)["outputs"].items()
+    }
+    return {
+        "config": {name: config.section(name) for name in spec.sections},
+        "inputs": inputs,
+        "outputs": {name: file_record(final_dir / rel, manifest.run_dir) for name, rel in relative.items()},
+        "metrics": output.metrics,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "cache_key": key,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **output.extra,
+    }
+
+
+def _reuse_from_other_run(
+    spec: StageSpec, key: str, config: PipelineConfig, run_dir: Path
+) -> tuple[dict[str, Any], str] | None:
+    """Copy a stage another run in the same build folder already computed with the same key.
+
+    Runs that differ only in later stages (say, label fractions) then share one pretraining.
+    """
+    for other_manifest_path in sorted(run_dir.parent.glob(f"*/{MANIFEST_NAME}")):
+        if other_manifest_path.parent == run_dir:
+            continue
+        other = Manifest(other_manifest_path.parent)
+        record = other.stage(spec.name)
+        if not record or record.get("cache_key") != key or not other.outputs_intact(spec.name):
+            continue
+        with atomic_dir(run_dir / spec.name) as tmp_dir:
+            shutil.copytree(other.run_dir / spec.name, tmp_dir, dirs_exist_ok=True)
+        copied = {**record, "config": {name: config.section(name) for name in spec.sections},
+                  "copied_from": other.data.get("run", other.run_dir.name)}
+        return copied, copied["copied_from"]
+    return None

@@ -58,3 +58,17 @@ def test_missing_config_file_names_it():
     result = run_cli("run", "--config", "configs/nope.toml")
     assert result.returncode == 1
     assert "configs/nope.toml does not exist" in result.stderr
+
+
+def test_extends_merges_sections_from_the_base_file():
+    config = load_config(REPO / "configs" / "labels-1pct.toml")
+    assert config.finetune.label_fraction == 0.01 and config.run.name == "labels-1pct"
+    demo = load_config(REPO / "configs" / "demo.toml")
+    assert config.pretrain == demo.pretrain and config.model == demo.model and config.data == demo.data
+
+
+def test_extends_cycle_is_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(UserError, match="cycle"):
+        load_config(tmp_path / "a.toml")

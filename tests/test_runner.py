@@ -78,3 +78,13 @@ def test_killed_run_leaves_no_artifact_taken_as_done(copied_run, tmp_path):
     manifest = Manifest(run_dir)
     assert manifest.stage("convert")["inputs"]["quantize.quantize_ready"]["sha256"] != \
         manifest.stage("quantize")["outputs"]["quantize_ready"]["sha256"]  # so convert will run again
+
+
+def test_other_run_with_same_stage_key_is_reused(copied_run):
+    other = dataclasses.replace(copied_run, run=dataclasses.replace(copied_run.run, name="sibling"),
+                                convert=dataclasses.replace(copied_run.convert, eval_samples=10))
+    log = []
+    manifest = run_stages(other, until="quantize", log=log.append)
+    assert all("from run 'micro'" in line for line in log), log
+    assert manifest.stage("pretrain")["copied_from"] == "micro"
+    assert manifest.outputs_intact("quantize")

@@ -1,0 +1,49 @@
+"""End to end through the CLI on a small subset: a model that really learns, converted to int8
+that keeps its accuracy, and a second invocation that is all cached."""
+import json
+
+import pytest
+
+from tests.conftest import micro_config, run_cli, write_toml
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    build = tmp_path_factory.mktemp("e2e")
+    config = micro_config(
+        build, name="small",
+        data={"train_limit": 6000, "test_limit": 2000, "validation_size": 500},
+        model={"width": 0.5},
+        pretrain={"epochs": 1, "batch_size": 128},
+        finetune={"label_fraction": 0.5, "epochs": 4},
+        prune={"epochs": 2, "frequency": 10},
+        convert={"eval_samples": 100},
+    )
+    toml = write_toml(config, build / "small.toml")
+    first = run_cli("run", "--config", str(toml), timeout=1800)
+    return toml, first, json.loads((build / "small" / "manifest.json").read_text())
+
+
+def test_run_succeeds_and_prints_the_comparison_table(small_run):
+    _, first, _ = small_run
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "PQAT int8 (pruned)" in first.stdout and "PTQ int8 (unpruned)" in first.stdout
+    for stage in ("data", "pretrain", "finetune", "prune", "quantize", "convert"):
+        assert f"{stage:<9} done" in first.stderr
+
+
+def test_int8_model_learned_and_kept_float_accuracy(small_run):
+    metrics = small_run[2]["metrics"]
+    assert metrics["int8_accuracy"] > 0.7  # 10 classes: chance is 0.1
+    assert abs(metrics["float_accuracy"] - metrics["int8_accuracy"]) < 0.02
+    assert metrics["tflite_sparsity"] >= 0.45
+    assert metrics["tflite_gzip_bytes"] < 0.85 * metrics["ptq_int8_tflite_gzip_bytes"]
+
+
+def test_second_run_is_all_cached(small_run):
+    toml, _, _ = small_run
+    second = run_cli("run", "--config", str(toml))
+    assert second.returncode == 0
+    assert second.stderr.count("cached") == 6 and "running" not in second.stderr
