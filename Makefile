@@ -94,3 +94,10 @@ $(addprefix bench-,$(DEVICE_PROFILES)): bench-%: setup
 # Agent vs benchmark_litert_model.py latency, and the SSH uploader vs scp for 50 MB on loopback.
 bench-agent: setup
 	$(VPY) -m pipeline bench-agent $(DEVICE_MODEL_ARGS)
+
+# Nightly (docs/nightly.md): train, benchmark every variant on every device, record, check, report under reports/.
+# Exit 0 no regression, 1 regression, 2 no verdict (bad input, pipeline or every device failed, store error).
+NIGHTLY_CONFIG ?= configs/nightly.toml
+.PHONY: nightly
+nightly: setup
+	$(VPY) -m pipeline nightly --config $(NIGHTLY_CONFIG)

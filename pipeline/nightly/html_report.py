@@ -1,0 +1,113 @@
+"""`report.html`: one self-contained page (inline CSS, plots as data: URIs, no external resources)."""
+from __future__ import annotations
+
+import html
+
+from pipeline.nightly import plots, table, text
+from pipeline.nightly.report import NightlyReport
+from pipeline.results import Finding
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+.verdict { font-size: 1.2em; font-weight: bold; padding: 0.5em; border-radius: 4px; }
+.verdict.ok { background: #e3f5e1; } .verdict.regression { background: #fde2e1; }
+.verdict.failed { background: #fff1d6; }
+.regression { color: #b00020; } .improvement { color: #17792b; }
+.note { display: block; font-size: 0.8em; } .throttled { color: #c05600; font-size: 0.8em; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; } .muted { color: #666; }
+"""
+FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "ratio", "p", "baseline IQR",
+                   "run-to-run spread", "baseline from")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _cell(cell: table.Cell | str) -> str:
+    if isinstance(cell, str):
+        return f"<td>{_e(cell)}</td>"
+    parts = [_e(cell.value)]
+    if cell.direction:
+        parts.append(f'<span class="note {cell.direction}">{_e(cell.direction)}: {_e(cell.note)}</span>')
+    if cell.throttled:
+        parts.append('<span class="throttled">&#9888; throttled</span>')
+    css = f' class="{cell.direction}"' if cell.direction else ""
+    return f"<td{css}>{''.join(parts)}</td>"
+
+
+def _comparison(report: NightlyReport) -> str:
+    head = "".join(f"<th>{_e(title)}</th>" for title in table.headers(report))
+    rows = "".join("<tr>" + "".join(_cell(c) for c in table.row_cells(row)) + "</tr>"
+                   for row in table.comparison_rows(report))
+    legend = ("Latency: median / p99 per device. A changed cell shows the change and the baseline's noise "
+              "(IQR); &#9888; marks results taken while the device was throttled.")
+    return f"<table><tr>{head}</tr>{rows}</table><p class=\"muted\">{legend}</p>"
+
+
+def _list(title: str, findings: list[Finding], css: str) -> str:
+    items = "".join(f'<li class="{css}">{_e(text.finding_line(f))}</li>' for f in findings) or "<li>none</li>"
+    return f"<h2>{title}</h2><ul>{items}</ul>"
+
+
+def _image(png: str, alt: str) -> str:
+    return f'<img src="data:image/png;base64,{png}" alt="{_e(alt)}">'
+
+
+def _plots(report: NightlyReport) -> str:
+    run_id = report.run["id"]
+    trends = "".join(_image(plots.latency_trend(t, run_id), f"latency trend {t.series.variant} {t.series.device}")
+                     for t in report.trends if t.points)
+    tradeoffs = [(device, plots.tradeoffs(report, device)) for device in report.devices]
+    tradeoff_html = "".join(_image(png, f"accuracy vs latency and size on {device}")
+                            for device, png in tradeoffs if png)
+    energy_png = plots.energy(report)
+    energy = (_image(energy_png, "energy per inference") if energy_png else
+              "<p>no energy meter: no device reported energy (set energy_meter in the device inventory)</p>")
+    band = "shaded: baseline median &plusmn; the latency rule's threshold"
+    return (f"<h2>Latency trends</h2><p class=\"muted\">{band}</p><div class=\"plots\">{trends or 'no results'}</div>"
+            f"<h2>Accuracy against latency and size</h2><div class=\"plots\">{tradeoff_html or 'no results'}</div>"
+            f"<h2>Energy per inference</h2>{energy}")
+
+
+def _finding_row(finding: Finding) -> str:
+    c, unit = finding.comparison, text.metric_unit(finding.comparison.metric)
+    cells = [text.series_name(finding), text.metric_name(c.metric), c.direction, text.number(c.current, unit),
+             text.number(c.baseline, unit), text.difference(c.change, unit), text.percent(c.ratio),
+             text.p_value(c.p_value), text.number(c.baseline_iqr, unit), text.number(c.baseline_spread, unit),
+             finding.baseline_source]
+    return f'<tr class="{_e(c.direction)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
+
+
+def _all_findings(report: NightlyReport) -> str:
+    head = "".join(f"<th>{_e(title)}</th>" for title in FINDING_COLUMNS)
+    rows = "".join(_finding_row(f) for f in report.findings)
+    return f"<h2>Every check</h2><table><tr>{head}</tr>{rows}</table>"
+
+
+def _run_details(report: NightlyReport) -> str:
+    items = "".join(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>" for key, value in report.run.items())
+    return f"<h2>Run</h2><table>{items}</table>"
+
+
+def _failures(report: NightlyReport) -> str:
+    if not report.failures:
+        return ""
+    items = "".join(f"<li>{_e(f.variant)} on {_e(f.device)}: {_e(f.reason)}</li>" for f in report.failures)
+    return f"<h2>Failed benchmarks</h2><ul>{items}</ul>"
+
+
+def render(report: NightlyReport) -> str:
+    verdict = text.verdict_line(report)
+    body = [f'<h1>Nightly run {_e(report.run["id"])}: {_e(report.run["name"])}</h1>',
+            f'<p class="verdict {report.verdict}">{_e(verdict)}</p>']
+    if report.variants:
+        body.append(_comparison(report))
+    body += [_list("Regressions", report.regressions, "regression"),
+             _list("Improvements", report.improvements, "improvement"), _failures(report), _plots(report),
+             _all_findings(report), _run_details(report)]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(verdict)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

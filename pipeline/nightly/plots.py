@@ -1,0 +1,112 @@
+"""The report's plots as base64 PNG, so report.html needs no other file (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a nightly machine; set before anything draws
+
+from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
+
+from pipeline.nightly.report import NightlyReport, Trend, variant_accuracy  # noqa: E402
+
+DPI = 100
+TREND_SIZE = (4.6, 3.0)  # inches
+TRADEOFF_SIZE = (9.2, 3.4)
+CURRENT_COLOR, BASELINE_COLOR, THROTTLED_COLOR, LINE_COLOR = "#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _baseline_band(axes, trend: Trend) -> None:
+    """The baseline median and the rule's no-alarm band around it (median +- threshold)."""
+    comparison = trend.finding.comparison if trend.finding else None
+    if comparison is None or comparison.baseline is None:
+        return
+    base, threshold = comparison.baseline, comparison.rule.threshold
+    axes.axhspan(base * (1 - threshold), base * (1 + threshold), color=BASELINE_COLOR, alpha=0.15,
+                 label=f"baseline {base:.3f} ms ±{threshold * 100:g} %")
+    axes.axhline(base, color=BASELINE_COLOR, linewidth=1)
+    in_baseline = [i for i, p in enumerate(trend.points) if p.run_id in comparison.baseline_runs]
+    axes.scatter(in_baseline, [trend.points[i].value for i in in_baseline], s=70, facecolors="none",
+                 edgecolors=BASELINE_COLOR, label="baseline runs", zorder=3)
+
+
+def latency_trend(trend: Trend, current_run: int) -> str:
+    """Median latency per run for one device x variant x runtime, this run in red, throttled runs marked."""
+    figure = Figure(figsize=TREND_SIZE)
+    axes = figure.subplots()
+    positions = list(range(len(trend.points)))
+    axes.plot(positions, [p.value for p in trend.points], marker="o", color=LINE_COLOR, zorder=2)
+    _baseline_band(axes, trend)
+    throttled = [i for i, p in enumerate(trend.points) if p.throttled]
+    if throttled:
+        axes.scatter(throttled, [trend.points[i].value for i in throttled], marker="x", s=80, color=THROTTLED_COLOR,
+                     label="throttled", zorder=4)
+    current = [i for i, p in enumerate(trend.points) if p.run_id == current_run]
+    axes.scatter(current, [trend.points[i].value for i in current], s=60, color=CURRENT_COLOR, label="this run",
+                 zorder=5)
+    axes.set_xticks(positions, [str(p.run_id) for p in trend.points], fontsize=7, rotation=90)
+    series = trend.series
+    axes.set(title=f"{series.variant} on {series.device}\n{series.runtime}", xlabel="run",
+             ylabel="median latency (ms)")
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=7, loc="best")
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
+    axes.scatter(xs, ys, **style)
+    for x, y, name in zip(xs, ys, names):
+        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+
+
+def tradeoffs(report: NightlyReport, device: str) -> str | None:
+    """Top-1 against median latency on `device`, and top-1 against file and gzip size; None if nothing ran."""
+    accuracy = {v["name"]: variant_accuracy(v) for v in report.variants}
+    timed = [(r["variant"], r["latency_median_ms"]) for r in report.results
+             if r["device"] == device and accuracy.get(r["variant"]) is not None]
+    if not timed:
+        return None
+    figure = Figure(figsize=TRADEOFF_SIZE)
+    left, right = figure.subplots(1, 2)
+    names = [name for name, _ in timed]
+    _annotated(left, [ms for _, ms in timed], [accuracy[n] * 100 for n in names], names, color=LINE_COLOR)
+    left.set(title=f"top-1 vs median latency on {device}", xlabel="median latency (ms)", ylabel="top-1 (%)")
+    sized = [v for v in report.variants if v["bytes"] and accuracy[v["name"]] is not None]
+    top1 = [accuracy[v["name"]] * 100 for v in sized]
+    _annotated(right, [v["bytes"] / 1024 for v in sized], top1, [v["name"] for v in sized], color=LINE_COLOR,
+               label="file")
+    gzipped = [v for v in sized if v["gzip_bytes"]]
+    right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [accuracy[v["name"]] * 100 for v in gzipped],
+                  marker="s", color=BASELINE_COLOR, label="gzip")
+    right.set(title="top-1 vs size", xlabel="size (KiB)", ylabel="top-1 (%)")
+    right.legend(fontsize=8)
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.title.set_fontsize(9)
+    return _png(figure)
+
+
+def energy(report: NightlyReport) -> str | None:
+    """Energy per inference per device and variant; None when no result has an energy value (no meter)."""
+    measured = [r for r in report.results if r["energy_mj_per_inference"] is not None]
+    if not measured:
+        return None
+    figure = Figure(figsize=TREND_SIZE)
+    axes = figure.subplots()
+    labels = [f"{r['variant']}\n{r['device']}" for r in measured]
+    colors = [THROTTLED_COLOR if r["throttled"] else LINE_COLOR for r in measured]
+    axes.bar(range(len(measured)), [r["energy_mj_per_inference"] for r in measured], color=colors)
+    axes.set_xticks(range(len(measured)), labels, fontsize=7)
+    axes.set(title="energy per inference (orange: throttled)", ylabel="mJ / inference")
+    axes.title.set_fontsize(9)
+    axes.grid(alpha=0.3, axis="y")
+    return _png(figure)

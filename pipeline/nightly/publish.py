@@ -1,0 +1,38 @@
+"""Write one run's report folder, `<reports>/<YYYY-MM-DD>-run<id>/`, all four files or none.
+
+The files are rendered into a temporary folder that is renamed into place, so a reader (or a
+nightly killed half-way) never sees a half-written report.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from pipeline.artifacts import atomic_dir
+from pipeline.nightly import html_report, json_report, junit_report, markdown_report
+from pipeline.nightly.report import NightlyReport
+
+FOLDER_MODE = 0o755  # reports are often served as they are; mkdtemp makes 0700
+PUBLISHERS: dict[str, Callable[[NightlyReport], str]] = {
+    "report.html": html_report.render,
+    "summary.md": markdown_report.render,
+    "junit.xml": junit_report.render,
+    "report.json": json_report.render,
+}
+
+
+def report_folder(reports_dir: Path, report: NightlyReport) -> Path:
+    """The run's start date (UTC) and its store id: unique per run, sorted by night."""
+    return reports_dir / f"{(report.run['started_at'] or '')[:10]}-run{report.run['id']}"
+
+
+def publish(report: NightlyReport, reports_dir: str | Path) -> Path:
+    """Render every format and move the folder into place in one rename; return its path."""
+    folder = report_folder(Path(reports_dir), report)
+    rendered = {name: render(report) for name, render in PUBLISHERS.items()}  # fail before touching the disk
+    with atomic_dir(folder) as tmp:
+        for name, content in rendered.items():
+            (tmp / name).write_text(content, encoding="utf-8")
+        os.chmod(tmp, FOLDER_MODE)
+    return folder
