@@ -75,7 +75,7 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
              if r["device"] == device and accuracy.get(r["variant"]) is not None]
     if not timed:
         return None
-    figure = Figure(figsize=TRADEOFF_SIZE)
+    figure = Figure(figsize=TRADEOFF_SIZE, layout="constrained")
     left, right = figure.subplots(1, 2)
     names = [name for name, _ in timed]
     _annotated(left, [ms for _, ms in timed], [accuracy[n] * 100 for n in names], names, color=LINE_COLOR)
@@ -87,9 +87,13 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
     gzipped = [v for v in sized if v["gzip_bytes"]]
     right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [accuracy[v["name"]] * 100 for v in gzipped],
                   marker="s", color=BASELINE_COLOR, label="gzip")
+    for v in gzipped:  # a line from each file size to its gzip size: what sparsity saves on the wire
+        right.plot([v["bytes"] / 1024, v["gzip_bytes"] / 1024], [accuracy[v["name"]] * 100] * 2, color="#999",
+                   linewidth=0.8, zorder=1)
     right.set(title="top-1 vs size", xlabel="size (KiB)", ylabel="top-1 (%)")
     right.legend(fontsize=8)
     for axes in (left, right):
+        axes.margins(0.2)  # room for the variant names
         axes.grid(alpha=0.3)
         axes.title.set_fontsize(9)
     return _png(figure)

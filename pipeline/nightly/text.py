@@ -68,7 +68,7 @@ def noise(finding: Finding) -> str:
     comparison, unit = finding.comparison, metric_unit(finding.comparison.metric)
     runs = ", ".join(str(run) for run in comparison.baseline_runs)
     return (f"noise: baseline IQR {number(comparison.baseline_iqr, unit)}, run-to-run spread "
-            f"{number(comparison.baseline_spread, unit)} ({finding.baseline_source}: run {runs})")
+            f"{number(comparison.baseline_spread, unit)} ({finding.baseline_source}; baseline runs {runs})")
 
 
 def change(finding: Finding) -> str:
