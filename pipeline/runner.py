@@ -7,18 +7,20 @@ stages after it re-run too, and only those.
 """
 from __future__ import annotations
 
+import ast
 import importlib
-import importlib.util
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.artifacts import MANIFEST_NAME, Manifest, atomic_dir, file_record, remove_stale_temporaries, sha256_json
+from pipeline.artifacts import (MANIFEST_NAME, Manifest, atomic_dir, file_record, remove_stale_temporaries, sha256_file,
+                                sha256_json)
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
+from pipeline.stage_io import StageContext, StageOutput
 
 
 @dataclass(frozen=True)
@@ -39,42 +41,48 @@ STAGES: tuple[StageSpec, ...] = (
 )
 STAGE_NAMES = [spec.name for spec in STAGES]
 LOCATION_FIELDS = ("name", "build_dir")
-
-
-@dataclass
-class StageOutput:
-    """What a stage returns: files it wrote (name -> path inside its folder) and metrics."""
-
-    artifacts: dict[str, Path]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # extra top-level manifest fields
-
-
-@dataclass
-class StageContext:
-    config: PipelineConfig
-    run_dir: Path
-    out_dir: Path  # a temporary folder, renamed to run_dir/<stage> on success
-    manifest: Manifest
-
-    def input(self, stage: str, artifact: str) -> Path:
-        return self.manifest.output_path(stage, artifact)
-
-    def metric(self, name: str) -> Any:
-        return self.manifest.data["metrics"][name]
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
 
 
 def run_dir_for(config: PipelineConfig) -> Path:
     return Path(config.run.build_dir) / config.run.name
 
 
+def _module_file(name: str) -> Path | None:
+    """The source file of a project module, found without importing it (imports load TensorFlow)."""
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _code_files(module: str) -> list[Path]:
+    """The stage's module and every project module it imports, directly or not: its code version."""
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                pending += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names]
+    return sorted(path for name, path in seen.items() if name.split(".")[0] in PROJECT_PACKAGES)
+
+
 def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
-    module_source = Path(importlib.util.find_spec(spec.module).origin).read_text()
+    code = {str(path.relative_to(PROJECT_ROOT)): sha256_file(path) for path in _code_files(spec.module)}
     inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
     sections = {name: config.section(name) for name in spec.sections}
     for field in LOCATION_FIELDS:  # where a run is stored does not change what it computes
         sections.get("run", {}).pop(field, None)
-    return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": module_source})
+    return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": code})
 
 
 def _log(message: str) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from tqdm import tqdm
 
-from pipeline.data import to_float
+from device_agents.edge_agent.samples import quantize_images
+from pipeline.data import PIXEL_OFFSET, PIXEL_SCALE, to_float
 from pipeline.sparsity import STEM_LAYER
 from pipeline.tf_env import keras, tf
 
@@ -23,8 +24,16 @@ KERNEL_OPS = {"CONV_2D": 1, "FULLY_CONNECTED": 1, "DEPTHWISE_CONV_2D": 1}  # op 
 FLOAT_TYPES = (np.float32, np.float16, np.float64)
 
 
+def _static_converter(model: keras.Model) -> tf.lite.TFLiteConverter:
+    """A converter for a batch of exactly 1: devices run one image at a time, and the Edge TPU
+    compiler needs static shapes (a Keras model's batch dimension is otherwise dynamic)."""
+    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+    function = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+
+
 def convert_float(model: keras.Model) -> bytes:
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return _static_converter(model).convert()
 
 
 def convert_int8(model: keras.Model, calibration_images: np.ndarray) -> bytes:
@@ -35,7 +44,7 @@ def convert_int8(model: keras.Model, calibration_images: np.ndarray) -> bytes:
         for image in tqdm(calibration, desc="calibrate", unit="img", file=sys.stderr, leave=False, mininterval=1.0):
             yield [image[None]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _static_converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -50,22 +59,12 @@ def load_interpreter(path: Path, threads: int | None = None) -> Interpreter:
     return interpreter
 
 
-def quantize_input(images: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    """Raw uint8 images -> the model's input tensor: float, or quantized with the input's scale/zero point."""
-    values = to_float(images)
-    if detail["dtype"] == np.float32:
-        return values
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
-
-
 def run_model(path: Path, images: np.ndarray, description: str) -> np.ndarray:
     """Raw outputs (model dtype) for uint8 images, one invoke per image as on a device."""
     interpreter = load_interpreter(path)
     input_detail = interpreter.get_input_details()[0]
     output_index = interpreter.get_output_details()[0]["index"]
-    inputs = quantize_input(images, input_detail)
+    inputs = quantize_images(images, PIXEL_SCALE, PIXEL_OFFSET, input_detail)  # exactly what devices do
     outputs = []
     for sample in tqdm(inputs, desc=description, unit="img", file=sys.stderr, leave=False, mininterval=1.0):
         interpreter.set_tensor(input_detail["index"], sample[None])

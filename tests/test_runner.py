@@ -88,3 +88,11 @@ def test_other_run_with_same_stage_key_is_reused(copied_run):
     assert all("from run 'micro'" in line for line in log), log
     assert manifest.stage("pretrain")["copied_from"] == "micro"
     assert manifest.outputs_intact("quantize")
+
+
+def test_code_version_follows_imports_but_not_unrelated_modules():
+    from pipeline.runner import _code_files
+
+    names = {path.name for path in _code_files("pipeline.stages.convert")}
+    assert {"convert.py", "tflite_tools.py", "samples.py", "quantize.py", "data.py"} <= names
+    assert not {"summary.py", "runner.py", "cli.py"} & names

@@ -55,6 +55,7 @@ def test_convert_writes_verified_full_int8_model(run):
     interpreter = load_interpreter(path)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 28, 28, 1]
+    assert interpreter.get_input_details()[0]["shape_signature"].tolist() == [1, 28, 28, 1]  # static for the Edge TPU
     assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
     assert metrics["tflite_sparsity"] >= 0.45  # PQAT kept the pruned zeros through conversion
     assert metrics["ptq_int8_tflite_sparsity"] < 0.1

@@ -18,7 +18,7 @@ from pipeline.artifacts import gzip_size
 from pipeline.calibration import load_calibration
 from pipeline.data import PIXEL_OFFSET, PIXEL_SCALE
 from pipeline.npz import save_npz
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 from pipeline.stages.data import RunData, load_run_data
 from pipeline.stages.quantize import load_quantized
 from pipeline.tf_env import keras

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.artifacts import sha256_file, write_json
 from pipeline.data import PIXEL_OFFSET, PIXEL_SCALE, Dataset, labeled_subset, load_dataset, split_indices
 from pipeline.npz import save_npz
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models import build_classifier
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 from pipeline.stages.data import RunData, load_run_data
 from pipeline.tf_env import keras
 from pipeline.training import compile_classifier, fit, keras_accuracy, labeled_dataset, seed_everything

@@ -15,7 +15,7 @@ from models import build_classifier, encoder_of
 from pipeline import rotation, simclr
 from pipeline.data import to_float
 from pipeline.errors import UserError
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 from pipeline.stages.data import load_run_data
 from pipeline.tf_env import keras, tf
 from pipeline.training import seed_everything

@@ -6,7 +6,7 @@ conversion and size measurement.
 """
 from __future__ import annotations
 
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 from pipeline.sparsity import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.stages.data import load_run_data
 from pipeline.tf_env import keras, tfmot

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.runner import StageContext, StageOutput
+from pipeline.stage_io import StageContext, StageOutput
 from pipeline.stages.data import load_run_data
 from pipeline.tf_env import keras, tfmot
 from pipeline.training import compile_classifier, fit, keras_accuracy, labeled_dataset, seed_everything
