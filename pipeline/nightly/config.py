@@ -50,15 +50,16 @@ class _RuleFields:
 
 def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None = None) -> None:
     """A non-empty list of distinct strings (from `allowed`, when given)."""
+    where = f"{source}: nightly.{key}"
     if not values:
-        raise UserError(f"{source}: {key} must list at least one name")
+        raise UserError(f"{where} must list at least one name")
     for index, value in enumerate(values):
         if not isinstance(value, str) or not value:
-            raise UserError(f"{source}: {key}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
+            raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
         if allowed is not None and value not in allowed:
-            raise UserError(f"{source}: {key}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
+            raise UserError(f"{where}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
     if len(set(values)) != len(values):
-        raise UserError(f"{source}: {key} lists a name twice: {values}")
+        raise UserError(f"{where} lists a name twice: {values}")
 
 
 def _rules(tables: dict, source: str) -> dict[str, dict[str, Any]]:
@@ -83,15 +84,26 @@ def validate(config: NightlyConfig) -> NightlyConfig:
     _names(config.variants, "variants", source, ALL_VARIANTS)
     _names(config.devices, "devices", source)
     if config.baseline_runs < 1:
-        raise UserError(f"{source}: baseline_runs = {config.baseline_runs} must be at least 1")
+        raise UserError(f"{source}: nightly.baseline_runs = {config.baseline_runs} must be at least 1")
     for key in ("pipeline", "reports_dir"):
         if not getattr(config, key):
-            raise UserError(f"{source}: {key} must not be empty")
+            raise UserError(f"{source}: nightly.{key} must not be empty")
     return dataclasses.replace(config, rules=_rules(config.rules, source))
 
 
+def _settings(table: Any, path: Path) -> dict[str, Any]:
+    """The [nightly] table, refusing keys that are not settings (rules have their own tables)."""
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: 'nightly' must be a [nightly] table")
+    settings = [f.name for f in dataclasses.fields(NightlyConfig) if f.name not in ("rules", "source")]
+    unknown = sorted(set(table) - set(settings))
+    if unknown:
+        raise UserError(f"{path}: nightly: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(settings))})")
+    return table
+
+
 def load_nightly_config(path: str | Path) -> NightlyConfig:
-    """Read and check a nightly TOML file."""
+    """Read and check a nightly TOML file: a [nightly] table and [rules.<metric>] tables."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -99,9 +111,14 @@ def load_nightly_config(path: str | Path) -> NightlyConfig:
         raise UserError(f"nightly config {path} does not exist (try {DEFAULT_CONFIG})") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
-    if "source" in raw:
-        raise UserError(f"{path}: unknown key 'source'")
-    return validate(section_from_dict(NightlyConfig, {**raw, "source": str(path)}, str(path)))
+    unknown = sorted(set(raw) - {"nightly", "rules"})
+    if unknown:
+        raise UserError(f"{path}: unknown section [{unknown[0]}] (valid sections: nightly, rules.<metric>)")
+    rules = raw.get("rules", {})
+    if not isinstance(rules, dict):
+        raise UserError(f"{path}: 'rules' must hold [rules.<metric>] tables")
+    config = section_from_dict(NightlyConfig, _settings(raw.get("nightly", {}), path), f"{path}: nightly")
+    return validate(dataclasses.replace(config, rules=rules, source=str(path)))
 
 
 def with_overrides(config: NightlyConfig, **overrides: Any) -> NightlyConfig:
