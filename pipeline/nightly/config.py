@@ -102,15 +102,19 @@ def _settings(table: Any, path: Path) -> dict[str, Any]:
     return table
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"nightly config {path} does not exist (try {DEFAULT_CONFIG})")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML: {error}") from None
+
+
 def load_nightly_config(path: str | Path) -> NightlyConfig:
     """Read and check a nightly TOML file: a [nightly] table and [rules.<metric>] tables."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"nightly config {path} does not exist (try {DEFAULT_CONFIG})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML: {error}") from None
+    raw = _read_toml(path)
     unknown = sorted(set(raw) - {"nightly", "rules"})
     if unknown:
         raise UserError(f"{path}: unknown section [{unknown[0]}] (valid sections: nightly, rules.<metric>)")

@@ -19,7 +19,7 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 .note { display: block; font-size: 0.8em; } .throttled { color: #c05600; font-size: 0.8em; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .muted { color: #666; }
 """
-FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "ratio", "p", "baseline IQR",
+FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "change %", "p", "baseline IQR",
                    "run-to-run spread", "baseline from")
 
 

@@ -17,26 +17,20 @@ METRICS = {
 }
 
 
-def number(value: float | None, unit: str) -> str:
-    """A value in its unit: '0.258 ms', '90.50 %', '15,792 B'."""
+def number(value: float | None, unit: str, signed: bool = False) -> str:
+    """A value in its unit: '0.258 ms', '90.50 %', '15,792 B'; signed, a change: '+0.012 ms', '-1.50 points'."""
     if value is None:
         return MISSING
-    if unit == "fraction":
-        return f"{value * 100:.2f} %"
+    sign = "+" if signed else ""
+    if unit == "fraction":  # accuracies are fractions; a change in them is in percentage points
+        return f"{value * 100:{sign}.2f} {'points' if signed else '%'}"
     if unit == "bytes":
-        return f"{value:,.0f} B"
-    return f"{value:.3f} {unit}"
+        return f"{value:{sign},.0f} B"
+    return f"{value:{sign}.3f} {unit}"
 
 
 def difference(value: float | None, unit: str) -> str:
-    """A change in the metric's unit; accuracy moves in percentage points."""
-    if value is None:
-        return MISSING
-    if unit == "fraction":
-        return f"{value * 100:+.2f} points"
-    if unit == "bytes":
-        return f"{value:+,.0f} B"
-    return f"{value:+.3f} {unit}"
+    return number(value, unit, signed=True)
 
 
 def percent(ratio: float | None) -> str:
