@@ -117,11 +117,12 @@ class NightlyJob:
         try:
             for variant, (model, samples) in files.items():
                 self._benchmark(manifest.run_dir.name, variant, model, samples)
-        except BaseException as error:
+        except Exception as error:  # noqa: BLE001 - e.g. the database went away: the run failed, say why
             self._finish_failed(f"recording failed: {_describe(error)}")
-            if not isinstance(error, Exception):
-                raise  # Ctrl-C: the run is marked failed, then the interrupt goes on
             return
+        except BaseException:
+            self._finish_failed("interrupted")
+            raise  # Ctrl-C: the run is marked failed, then the interrupt goes on
         if not self.night.recorded:
             self._finish_failed("no device produced a result (every device failed)")
             return
