@@ -145,7 +145,7 @@ def test_a_slower_night_is_flagged_and_a_killed_night_counts_for_nothing(nightly
     assert summary.startswith("**REGRESSION: nightly run 3 (micro, ") and "3 regressions" in summary.splitlines()[0]
     regressions = summary.split("**Regressions**")[1].split("**Improvements**")[0]
     for variant in VARIANTS:
-        assert f"- {variant} on local (ai_edge_litert+xnnpack/1t): median latency " in regressions
+        assert f"- {variant} on local (ai_edge_litert+xnnpack): median latency " in regressions
     assert "noise: baseline IQR" in regressions and "baseline runs 1)" in regressions  # night 2 is no baseline
     assert _junit_outcomes(folder, "failure") == {(f"nightly.local.{v}", "latency_ms") for v in VARIANTS}
     with ResultsStore.open(nightly["url"]) as store:

@@ -90,7 +90,7 @@ def test_summary_gives_the_verdict_first_then_changes_with_numbers_and_noise(rep
                      r"ratio 1\.\d\d\d, p [^)]+\); noise: baseline IQR 0\.0\d\d ms", latency), latency
     assert "pqat_int8: gzip size 7,245 B vs 6,900 B baseline: +345 B (+5.0 %" in regressions
     improvements = summary.split("**Improvements**")[1]
-    assert "float on local (litert+xnnpack/4t): median latency" in improvements.split("**Failed")[0]
+    assert "float on local (litert+xnnpack): median latency" in improvements.split("**Failed")[0]
     assert "- float on rpi4: device rpi4: unreachable" in summary
 
 
@@ -150,7 +150,7 @@ def test_json_holds_run_variants_results_findings_and_failures(report_folder: Pa
     assert len(document["results"]) == 6 and document["failures"] == [
         {"device": DEAD, "variant": "float", "reason": FAILURE.reason}]
     latency = next(f for f in document["findings"] if f["series"] == {
-        "variant": "pqat_int8", "device": METERED, "runtime": "litert+xnnpack/4t"}
+        "variant": "pqat_int8", "device": METERED, "runtime": "litert+xnnpack"}
         and f["comparison"]["metric"] == "latency_ms")
     assert latency["comparison"]["direction"] == "regression" and latency["comparison"]["baseline_runs"] == [1, 2, 3, 4]
     trend = next(t for t in document["trends"] if t["series"]["variant"] == "pqat_int8"

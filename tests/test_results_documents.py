@@ -57,6 +57,6 @@ def test_bad_fields_are_refused_with_their_path_and_the_fix(change, field) -> No
     assert "\n" not in message
 
 
-def test_runtime_label_names_delegate_and_threads() -> None:
-    assert runtime_label("litert", "xnnpack", 4) == "litert+xnnpack/4t"
-    assert runtime_label("tflite_runtime", None, None) == "tflite_runtime"
+def test_runtime_label_names_delegate_but_not_threads() -> None:
+    assert runtime_label("litert", "xnnpack") == "litert+xnnpack"
+    assert runtime_label("tflite_runtime", None) == "tflite_runtime"

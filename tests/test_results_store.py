@@ -13,7 +13,7 @@ from pipeline.results.synthetic import benchmark_document
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 
 SHA = "ab" * 32
-SERIES = Series("pqat_int8", "pi5", "litert+xnnpack/4t")
+SERIES = Series("pqat_int8", "pi5", "litert+xnnpack")
 
 
 def _samples(level: float, seed: int, count: int = 50) -> list[float]:

@@ -91,7 +91,7 @@ def _timed(action: Callable[[], object], repeats: int) -> float:
 def query_runs(store: ResultsStore, run_ids: list[int], timings: Timings) -> None:
     """Baseline lookups at random runs, one whole series with samples, one month's listing."""
     rng = np.random.default_rng(SEED)
-    series = Series("pqat_int8", "rpi5", runtime_label(*RUNTIMES[0], THREADS))
+    series = Series("pqat_int8", "rpi5", runtime_label(*RUNTIMES[0]))
     picks = iter(rng.choice(run_ids, QUERY_REPEATS).tolist())
     timings.baseline_query_ms = 1000 * _timed(
         lambda: store.history(series, "latency_ms", before_run=next(picks), good_only=True, limit=5), QUERY_REPEATS)

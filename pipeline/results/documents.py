@@ -28,10 +28,12 @@ def unpack_samples(blob: bytes | memoryview | None) -> list[float] | None:
     return None if blob is None else np.frombuffer(bytes(blob), dtype=SAMPLE_DTYPE).tolist()
 
 
-def runtime_label(name: str, delegate: str | None, threads: int | None) -> str:
-    """One name for what ran the model, e.g. 'litert+xnnpack/4t': results are only compared within one label."""
-    label = name + (f"+{delegate}" if delegate else "")
-    return label + (f"/{threads}t" if threads else "")
+def runtime_label(name: str, delegate: str | None) -> str:
+    """One name for what ran the model, e.g. 'litert+xnnpack': results are only compared within one label.
+
+    Thread count is a setting, not a runtime: a night run with fewer threads is compared with the
+    nights before it (and flagged if slower); the threads of each result are stored beside it."""
+    return name + (f"+{delegate}" if delegate else "")
 
 
 def _field(document: Mapping[str, Any], path: str) -> Any:
@@ -109,7 +111,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
     delegate = _text(document, "delegate", source)
     threads = _integer(document, "threads", source)
     row: dict[str, Any] = {
-        "runtime": runtime_label(name, delegate, threads),
+        "runtime": runtime_label(name, delegate),
         "runtime_name": name,
         "runtime_version": _text(document, "runtime.version", source),
         "delegate": delegate,
