@@ -169,12 +169,13 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
-def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config file", example: str = "configs/demo.toml",
+              seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A TOML table, with `extends = "other.toml"` merged underneath it section by section."""
     try:
         raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist (try configs/demo.toml)") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{what} {path} does not exist (try {example})") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
     base_name = raw.pop("extends", None)
@@ -185,7 +186,7 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base_path = (path.parent / base_name).resolve()
     if base_path in seen:
         raise UserError(f"{path}: extends {base_name} makes a cycle")
-    merged = _read_toml(base_path, (*seen, path.resolve()))
+    merged = read_toml(base_path, what, example, (*seen, path.resolve()))
     for name, table in raw.items():
         merged[name] = {**merged.get(name, {}), **table} if isinstance(table, dict) else table
     return merged
@@ -194,7 +195,7 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline TOML file."""
     path = Path(path)
-    raw = _read_toml(path)
+    raw = read_toml(path)
     hints = typing.get_type_hints(PipelineConfig)
     sections = {f.name for f in dataclasses.fields(PipelineConfig)} - {"source"}
     unknown = sorted(set(raw) - sections)

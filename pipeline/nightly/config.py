@@ -6,12 +6,11 @@ with one line naming the file and the key, before anything is trained or recorde
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import section_from_dict
+from pipeline.config import read_toml, section_from_dict
 from pipeline.errors import UserError
 from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
@@ -102,19 +101,10 @@ def _settings(table: Any, path: Path) -> dict[str, Any]:
     return table
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"nightly config {path} does not exist (try {DEFAULT_CONFIG})")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML: {error}") from None
-
-
 def load_nightly_config(path: str | Path) -> NightlyConfig:
     """Read and check a nightly TOML file: a [nightly] table and [rules.<metric>] tables."""
     path = Path(path)
-    raw = _read_toml(path)
+    raw = read_toml(path, "nightly config", DEFAULT_CONFIG)
     unknown = sorted(set(raw) - {"nightly", "rules"})
     if unknown:
         raise UserError(f"{path}: unknown section [{unknown[0]}] (valid sections: nightly, rules.<metric>)")
