@@ -69,6 +69,9 @@ def run(ctx: StageContext) -> StageOutput:
         # The headline names the issue and the reports use.
         "int8_accuracy": metrics["int8_tflite_accuracy"],
         "float_accuracy": keras_accuracy(pruned, *test),
+        # The Keras model the int8 file was converted from (fake-quantized for PQAT/QAT): the two
+        # should agree closely; a gap means the conversion or the input quantization is wrong.
+        "converted_keras_accuracy": keras_accuracy(compressed, *test),
         "finetuned_float_accuracy": keras_accuracy(finetuned, *test),
         "tflite_bytes": metrics["int8_tflite_bytes"],
         "tflite_gzip_bytes": metrics["int8_tflite_gzip_bytes"],
