@@ -43,6 +43,9 @@ STAGE_NAMES = [spec.name for spec in STAGES]
 LOCATION_FIELDS = ("name", "build_dir")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
+# Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed
+# themselves, so editing these files must not invalidate every cached stage.
+PLUMBING_MODULES = ("pipeline.config", "pipeline.errors", "pipeline.artifacts", "pipeline.stage_io")
 
 
 def run_dir_for(config: PipelineConfig) -> Path:
@@ -73,7 +76,8 @@ def _code_files(module: str) -> list[Path]:
                 pending += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             elif isinstance(node, ast.Import):
                 pending += [alias.name for alias in node.names]
-    return sorted(path for name, path in seen.items() if name.split(".")[0] in PROJECT_PACKAGES)
+    return sorted(path for name, path in seen.items()
+                  if name.split(".")[0] in PROJECT_PACKAGES and name not in PLUMBING_MODULES)
 
 
 def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
