@@ -2,10 +2,11 @@
 and both store backends: a slower night is flagged, a killed night counts for nothing, failed devices
 and a failed pipeline are recorded and reported.
 
-The slower night: the store compares results only within one runtime label (runtime, delegate and
-threads; docs/results.md), so "fewer threads" or "delegate none" would start a new series without a
-baseline. The slower `local` profile therefore keeps its settings and runs the agent under an
-interpreter on which every LiteRT invoke computes the model three times: a device three times slower.
+The slower night: the micro model is too small for a second thread to speed it up reliably on a
+2-core machine, so "fewer threads" is no dependable slowdown here (it is for the demo model; see the
+README). The slower `local` profile therefore keeps its settings and runs the agent under an
+interpreter on which every LiteRT invoke computes the model three times: a device three times
+slower, measured by the real agent.
 """
 from __future__ import annotations
 
