@@ -92,6 +92,7 @@ def test_summary_gives_the_verdict_first_then_changes_with_numbers_and_noise(rep
     improvements = summary.split("**Improvements**")[1]
     assert "float on local (litert+xnnpack): median latency" in improvements.split("**Failed")[0]
     assert "- float on rpi4: device rpi4: unreachable" in summary
+    assert "Ran with pi5: litert+xnnpack 2.3.0, 4 threads; local: " in summary  # settings beside the changes
 
 
 def test_summary_table_compares_the_variants_per_device(report_folder: Path) -> None:

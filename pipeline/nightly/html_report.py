@@ -44,7 +44,7 @@ def _comparison(report: NightlyReport) -> str:
     rows = "".join("<tr>" + "".join(_cell(c) for c in table.row_cells(row)) + "</tr>"
                    for row in table.comparison_rows(report))
     legend = ("Latency: median / p99 per device. A changed cell shows the change and the baseline's noise "
-              "(IQR); &#9888; marks results taken while the device was throttled.")
+              "(IQR); &#9888; marks results taken while the device was throttled. " + _e(text.settings_line(report)))
     return f"<table><tr>{head}</tr>{rows}</table><p class=\"muted\">{legend}</p>"
 
 

@@ -44,5 +44,6 @@ def render(report: NightlyReport) -> str:
         lines += [f"- {failure.variant} on {failure.device}: {_escape(failure.reason)}" for failure in report.failures]
     if report.without_baseline:
         lines += ["", f"{len(report.without_baseline)} metric(s) had no baseline yet (not judged)."]
-    lines += ["", "Latency cells: median / p99. Details and plots: report.html; every number: report.json."]
+    lines += ["", f"Latency cells: median / p99. {text.settings_line(report)} "
+                  "Details and plots: report.html; every number: report.json."]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ TREND_RUNS = 30  # latency points per trend plot: this run and the ones before i
 VERDICT_REGRESSION, VERDICT_OK, VERDICT_FAILED = "regression", "ok", "failed"
 RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "finished_at", "git_commit", "config_path", "host")
 VARIANT_FIELDS = ("name", "sha256", "bytes", "gzip_bytes", "sparsity", "float_accuracy", "int8_accuracy")
-RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "invokes", "latency_median_ms", "latency_p90_ms",
+RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes", "latency_median_ms", "latency_p90_ms",
                  "latency_p99_ms", "throughput_ips", "accuracy", "energy_meter", "energy_mj_per_inference",
                  "peak_rss_mb", "throttled")
 

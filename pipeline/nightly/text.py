@@ -83,6 +83,19 @@ def finding_line(finding: Finding) -> str:
     return f"{series_name(finding)}: {metric_name(finding.comparison.metric)} {change(finding)}{judged}{throttled}"
 
 
+def _settings(result: dict) -> str:
+    runtime = f"{result['runtime']} {result['runtime_version'] or ''}".rstrip()
+    threads = result["threads"]
+    return runtime if threads is None else f"{runtime}, {threads} thread{'' if threads == 1 else 's'}"
+
+
+def settings_line(report: NightlyReport) -> str:
+    """How each device ran tonight: runtime, version and threads, so a changed setting is visible
+    next to the change it caused (threads are not part of a series: fewer threads is a regression)."""
+    seen = dict.fromkeys(f"{result['device']}: {_settings(result)}" for result in report.results)
+    return "Ran with " + "; ".join(seen) + "." if seen else ""
+
+
 def _count(items: list, word: str) -> str:
     return f"{len(items)} {word}{'' if len(items) == 1 else 's'}"
 
