@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     local = dataclasses.replace(select_devices(load_inventory(None), [], False, None)[0], threads=args.threads)
     medians = {}
     for variant in ("float", "int8"):
-        model, samples = model_from_manifest(config.run.name, variant)
+        model, samples = model_from_manifest(run_dir, variant)
         result = run_on_devices([local], model, samples, config.run.name, benchmark)
         if result.failed:
             raise UserError(f"benchmarking the {variant} model failed: {next(iter(result.failed.values()))}")

@@ -44,9 +44,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=Path, help="its samples .npz (required with --model)")
 
 
-def model_from_manifest(run: str, variant: str) -> tuple[Path, Path]:
-    """The run's model and samples files for a variant, as its manifest names them."""
-    run_dir = BUILD_DIR / run
+def model_from_manifest(run_dir: Path, variant: str,
+                        fix: str = "finish the run (`make demo`) or pick another --variant") -> tuple[Path, Path]:
+    """The run's model and samples files for a variant, as its manifest names them;
+    `fix` tells the user what to do when the manifest lacks them."""
     manifest = run_dir / MANIFEST_NAME
     if not manifest.is_file():
         raise UserError(f"{manifest} does not exist; run `make demo` first, or pass --model M.tflite --samples S.npz")
@@ -54,8 +55,7 @@ def model_from_manifest(run: str, variant: str) -> tuple[Path, Path]:
     paths = []
     for key in VARIANTS[variant]:
         if key not in artifacts:
-            raise UserError(f"{manifest} has no artifacts.{key}; finish the run (`make demo`) "
-                            f"or pick another --variant")
+            raise UserError(f"{manifest} has no artifacts.{key}; {fix}")
         paths.append(run_dir / artifacts[key])
     return paths[0], paths[1]
 
@@ -77,7 +77,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, Path]:
             raise UserError("--model needs --samples S.npz (the labelled images and reference outputs for it)")
         model, samples = args.model, args.samples
     else:
-        model, samples = model_from_manifest(args.run, args.variant)
+        model, samples = model_from_manifest(BUILD_DIR / args.run, args.variant)
     return _existing(model, "model"), _existing(samples, "samples file")
 
 

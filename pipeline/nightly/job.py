@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from pipeline.artifacts import Manifest, remove_stale_temporaries
 from pipeline.config import PipelineConfig, load_config
-from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_devices
+from pipeline.devices import DeviceProfile, benchmark, failure_reason, model_from_manifest, run_on_devices
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.devices.targets import VARIANTS as BENCH_ARTIFACTS
 from pipeline.errors import UserError
@@ -59,13 +59,9 @@ class _Night:
 def variant_files(manifest: Manifest, variant: str) -> tuple[Path, Path]:
     """A store variant's model and samples files, as the run's manifest names them."""
     artifact = STORE_VARIANTS[variant].artifact
-    samples = next(sample for model, sample in BENCH_ARTIFACTS.values() if model == artifact)
-    artifacts = manifest.data.get("artifacts", {})
-    for key in (artifact, samples):
-        if key not in artifacts:
-            raise UserError(f"{manifest.path} has no artifacts.{key} for variant {variant}: "
-                            f"the pipeline config does not produce it; remove it from the nightly variants")
-    return manifest.run_dir / artifacts[artifact], manifest.run_dir / artifacts[samples]
+    bench_variant = next(name for name, (model, _) in BENCH_ARTIFACTS.items() if model == artifact)
+    return model_from_manifest(manifest.run_dir, bench_variant, f"the pipeline config does not produce "
+                               f"variant {variant}; remove it from the nightly variants")
 
 
 def _describe(error: BaseException) -> str:

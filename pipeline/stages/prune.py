@@ -10,7 +10,7 @@ from pipeline.stage_io import StageContext, StageOutput
 from pipeline.sparsity import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.stages.data import load_run_data
 from pipeline.tf_env import keras, tfmot
-from pipeline.training import compile_classifier, fit, keras_accuracy, labeled_dataset, seed_everything
+from pipeline.training import keras_accuracy, seed_everything, train_on_labels
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -23,10 +23,10 @@ def run(ctx: StageContext) -> StageOutput:
     if cfg.target_sparsity > 0:
         schedule = polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency)
         model = wrap_for_pruning(model, schedule)
-    compile_classifier(model, cfg.learning_rate, cfg.epochs * steps)
-    dataset = labeled_dataset(images, labels, cfg.batch_size, ctx.config.run.seed, ctx.config.finetune.augment)
-    throughput = fit(model, dataset, cfg.epochs, steps, cfg.batch_size, "prune",
-                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                 augmented=ctx.config.finetune.augment, description="prune",
+                                 callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(model)
     pruned_path = ctx.out_dir / "pruned.h5"
     stripped.save(pruned_path, include_optimizer=False)

@@ -11,7 +11,7 @@ import shutil
 from pipeline.stage_io import StageContext, StageOutput
 from pipeline.stages.data import load_run_data
 from pipeline.tf_env import keras, tfmot
-from pipeline.training import compile_classifier, fit, keras_accuracy, labeled_dataset, seed_everything
+from pipeline.training import keras_accuracy, seed_everything, train_on_labels
 
 
 def quantize_aware(model: keras.Model, method: str) -> keras.Model:
@@ -39,10 +39,9 @@ def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
     images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     model = quantize_aware(keras.models.load_model(ctx.input("prune", "pruned"), compile=False), cfg.method)
-    steps = -(-len(images) // cfg.batch_size)
-    compile_classifier(model, cfg.learning_rate, cfg.epochs * steps)
-    dataset = labeled_dataset(images, labels, cfg.batch_size, ctx.config.run.seed, ctx.config.finetune.augment)
-    throughput = fit(model, dataset, cfg.epochs, steps, cfg.batch_size, cfg.method)
+    throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                 augmented=ctx.config.finetune.augment, description=cfg.method)
     model.save(out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,
