@@ -75,7 +75,7 @@ edgetpu-compile: setup
 # Results store: insert/query throughput for COUNT results with raw samples, SQLite vs PostgreSQL (minutes).
 .PHONY: bench-results
 bench-results: setup
-	$(VPY) -m pipeline.results.bench --count $(or $(COUNT),100000)
+	$(VPY) -m pipeline bench-results --count $(or $(COUNT),100000)
 
 # Devices (devices.toml, docs/devices.md): DEVICE=<name> (default local); DEVICES=file for another inventory;
 # MODEL=path SAMPLES=path instead of build/$(RUN)'s int8 model.

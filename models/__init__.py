@@ -7,7 +7,7 @@ Only ops that full-int8 TFLite and the Edge TPU handle well are used.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from models.ds_cnn import build_ds_cnn
 from models.resnet8 import build_resnet8
@@ -26,6 +26,6 @@ def build_classifier(name: str, input_shape: tuple[int, int, int], num_classes: 
 
 def encoder_of(classifier):
     """The classifier's layers up to `features`, as a model sharing the same layer objects."""
-    from pipeline.tf_env import keras
+    from pipeline.core.tf_env import keras
 
     return keras.Model(classifier.inputs, classifier.get_layer(FEATURES_LAYER).output, name="encoder")

@@ -5,7 +5,7 @@ BatchNorm and ReLU6 (ReLU6 keeps activation ranges tight for int8).
 """
 from __future__ import annotations
 
-from pipeline.tf_env import keras
+from pipeline.core.tf_env import keras
 
 BASE_FILTERS = 64
 BLOCK_STRIDES = (1, 2, 1, 1)

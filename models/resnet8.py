@@ -6,7 +6,7 @@ input size works.
 """
 from __future__ import annotations
 
-from pipeline.tf_env import keras
+from pipeline.core.tf_env import keras
 
 L2 = 1e-4  # weight decay of the MLPerf Tiny reference
 BASE_FILTERS = (16, 32, 64)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-agent": ("pipeline.commands.bench_agent", "agent vs benchmark_litert_model latency; SSH upload vs scp"),
     "edgetpu-check": ("pipeline.commands.edgetpu_check", "static Edge TPU compatibility report of an int8 .tflite"),
     "edgetpu-compile": ("pipeline.commands.edgetpu_compile", "compile an int8 .tflite with edgetpu_compiler"),
+    "bench-results": ("pipeline.commands.bench_results", "results store insert/query throughput, SQLite vs PostgreSQL"),
     "results": ("pipeline.commands.results", "list and filter stored results (table or JSON)"),
     "baseline": ("pipeline.commands.baseline", "pin or unpin the baseline run for regression checks"),
     "nightly": ("pipeline.commands.nightly", "train, benchmark, record and report every nightly variant"),

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def bright_dark_images(count: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 
 def _train_keras_model(images: np.ndarray, labels: np.ndarray) -> Any:
-    from pipeline.tf_env import keras
+    from pipeline.core.tf_env import keras
 
     keras.utils.set_random_seed(SEED)
     model = keras.Sequential([
@@ -68,7 +69,7 @@ def _train_keras_model(images: np.ndarray, labels: np.ndarray) -> Any:
 
 
 def _convert(model: Any, calibration: np.ndarray, int8: bool) -> bytes:
-    from pipeline.tf_env import tf
+    from pipeline.core.tf_env import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
@@ -107,7 +108,7 @@ def write_samples(path: Path, images: np.ndarray, labels: np.ndarray, references
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_agent_models(folder: Path) -> AgentModels:
     """Train the bright/dark classifier once and write its int8 and float models with samples."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,9 +126,9 @@ def build_agent_models(folder: Path) -> AgentModels:
     return AgentModels(int8=files["int8"], float=files["float"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_pyz(folder: Path) -> Path:
-    from device_agents.bundle import build_agent_zipapp
+    from pipeline.devices.bundle import build_agent_zipapp
 
     folder.mkdir(parents=True, exist_ok=True)
     return build_agent_zipapp(folder / "agent.pyz")
@@ -262,7 +263,7 @@ class ScheduledPower:
         while not self._stop.wait(self._tick_s):
             self._step()
 
-    def __enter__(self) -> "ScheduledPower":
+    def __enter__(self) -> ScheduledPower:
         self._step()
         self._thread.start()
         return self

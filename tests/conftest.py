@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def micro_config(build_dir: Path, name: str = "micro", **sections):
     """configs/tiny.toml cut down further, writing under `build_dir`; `sections` override fields."""
-    from pipeline.config import load_config, validate
+    from pipeline.training.config import load_config, validate
 
     config = load_config(REPO / "configs" / "tiny.toml")
     overrides = {
@@ -43,7 +43,7 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.Co
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory):
     """One complete micro pipeline run shared by the stage tests (about a minute on 2 cores)."""
-    from pipeline.runner import run_stages
+    from pipeline.training.runner import run_stages
 
     config = micro_config(tmp_path_factory.mktemp("build"))
     log: list[str] = []

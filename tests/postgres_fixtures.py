@@ -7,12 +7,12 @@ The PostgreSQL parameter fails, never skips, when the server cannot start: CI in
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from pipeline.results.pg_server import FAST_TEST_SETTINGS, PostgresUnavailable, TemporaryPostgres
+from pipeline.testing.pg_server import FAST_TEST_SETTINGS, PostgresUnavailable, TemporaryPostgres
 
 BACKENDS = ("sqlite", "postgresql")
 _database_numbers = itertools.count()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.devices.inventory import DeviceProfile
-from pipeline.devices.loopback_sshd import LoopbackSshd, free_port, start_sshd
+from pipeline.testing.loopback_sshd import LoopbackSshd, free_port, start_sshd
 
 # Quick agent settings: a handful of invokes, no minimum durations, no idle window.
 QUICK_BENCH = {"runs": 5, "min_s": 0.0, "warmup_runs": 1, "warmup_min_s": 0.0, "idle_s": 0.0}

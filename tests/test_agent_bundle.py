@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zipfile
 
-from device_agents.bundle import AGENT_PACKAGE, build_agent_zipapp
+from pipeline.devices.bundle import AGENT_PACKAGE, build_agent_zipapp
 
 PYTHON39 = (3, 9)
 ALLOWED_THIRD_PARTY = {"numpy"}  # runtimes are imported by name through importlib, never statically

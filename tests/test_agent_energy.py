@@ -4,8 +4,8 @@ schedule's truth within 5% for both the idle and the timed window.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.artifacts import Manifest, atomic_dir, atomic_path, remove_stale_temporaries, sha256_file, write_json
-from pipeline.npz import save_npz
+from pipeline.core.artifacts import Manifest, atomic_dir, atomic_path, remove_stale_temporaries, sha256_file, write_json
+from pipeline.core.npz import save_npz
 
 
 def test_atomic_path_leaves_old_file_when_the_write_fails(tmp_path):

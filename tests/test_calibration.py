@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.artifacts import sha256_file
-from pipeline.calibration import load_calibration, write_calibration
-from pipeline.config import load_config
-from pipeline.data import split_indices
+from pipeline.core.artifacts import sha256_file
 from pipeline.errors import UserError
+from pipeline.training.calibration_set import load_calibration, write_calibration
+from pipeline.training.config import load_config
+from pipeline.training.datasets import split_indices
 from tests.conftest import REPO
 
 COMMITTED = REPO / "calibration_data" / "fashion_mnist_train_500.npz"

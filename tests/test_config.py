@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
 from pipeline.errors import UserError
+from pipeline.training.config import load_config
 from tests.conftest import REPO, run_cli
 
 

@@ -6,9 +6,10 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline.config import DataConfig
-from pipeline.data import labeled_subset, load_dataset, read_idx, split_indices, to_float
+from pipeline.core.preprocessing import to_float
 from pipeline.errors import UserError
+from pipeline.training.config import DataConfig
+from pipeline.training.datasets import labeled_subset, load_dataset, read_idx, split_indices
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.devices.benchmark import LOCK_FILE, BenchJob, benchmark, deploy
-from pipeline.devices.connection import DeviceError
-from pipeline.devices.ssh import SshConnection
+from pipeline.devices.bench_run import LOCK_FILE, BenchJob, benchmark, deploy
+from pipeline.devices.transport.connection import DeviceError
+from pipeline.devices.transport.ssh import SshConnection
 from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted
 from tests.agent_fixtures import AgentModels, agent_models, agent_pyz  # noqa: F401
 from tests.sshd_fixtures import closed_port_profile, inventory_toml, known_hosts, ssh_host, ssh_profile  # noqa: F401

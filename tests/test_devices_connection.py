@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from pipeline.devices.connection import DeviceError, LocalConnection
 from pipeline.devices.group import Group, failure_reason
 from pipeline.devices.inventory import DeviceProfile
+from pipeline.devices.transport import LocalConnection
+from pipeline.devices.transport.connection import DeviceError
 from tests.sshd_fixtures import closed_port_profile, known_hosts, ssh_host, ssh_profile  # noqa: F401
 
 

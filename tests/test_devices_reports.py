@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from pipeline.devices.reports import format_table, result_path, save_result
+from pipeline.devices.result_table import format_table, result_path, save_result
 
 MEASURED = {
     "device": "rpi5", "runtime": {"name": "tflite_runtime", "version": "2.14.0"}, "delegate": "xnnpack",
@@ -26,7 +26,7 @@ def test_table_formats_values_and_marks_what_was_not_measured():
 
 
 def test_result_file_name_and_content(tmp_path):
-    when = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    when = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
     assert result_path(tmp_path, "demo", "rpi5", when) == tmp_path / "demo/bench/rpi5-20260304T050607.890123Z.json"
     path = save_result(MEASURED, tmp_path, "rpi5")
     assert path.parent == tmp_path / "demo" / "bench" and path.name.startswith("rpi5-")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devices.connection import DeviceError
-from pipeline.devices.loopback_sshd import generate_key
-from pipeline.devices.ssh import SshConnection, resolve_target
+from pipeline.devices.transport.connection import DeviceError
+from pipeline.devices.transport.ssh import SshConnection, resolve_target
+from pipeline.testing.loopback_sshd import generate_key
 from tests.sshd_fixtures import closed_port_profile, known_hosts, ssh_host, ssh_profile  # noqa: F401
 
 
@@ -93,7 +93,7 @@ def test_ssh_config_alias_supplies_host_port_user_key_and_known_hosts(ssh_host, 
 def test_wrong_key_fails_at_once_without_retries(ssh_host, known_hosts, tmp_path, caplog):
     stranger = generate_key(tmp_path / "stranger_key")
     profile = ssh_profile(ssh_host, known_hosts, tmp_path, key_file=str(stranger), connect_retries=3)
-    caplog.set_level("INFO", logger="pipeline.devices.ssh")
+    caplog.set_level("INFO", logger="pipeline.devices.transport.ssh")
     with pytest.raises(DeviceError, match="key authentication failed"):
         SshConnection(profile).run("true")
     assert not any("retrying" in record.message for record in caplog.records)
@@ -101,7 +101,7 @@ def test_wrong_key_fails_at_once_without_retries(ssh_host, known_hosts, tmp_path
 
 def test_unreachable_device_is_retried_then_reported(ssh_host, known_hosts, tmp_path, caplog):
     profile = closed_port_profile(ssh_profile(ssh_host, known_hosts, tmp_path, connect_retries=2))
-    caplog.set_level("INFO", logger="pipeline.devices.ssh")
+    caplog.set_level("INFO", logger="pipeline.devices.transport.ssh")
     with pytest.raises(DeviceError, match="unreachable after 3 attempt") as unreachable:
         SshConnection(profile).run("true")
     assert "running sshd" in str(unreachable.value)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import sha256_file
-from pipeline.devices.ssh import SshConnection
+from pipeline.core.artifacts import sha256_file
+from pipeline.devices.transport.ssh import SshConnection
 from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted, upload_files
 from tests.sshd_fixtures import known_hosts, ssh_host, ssh_profile  # noqa: F401
 

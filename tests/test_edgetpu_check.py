@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.edgetpu.check import CompatReport, check_model
-from pipeline.edgetpu.report import format_report
+from pipeline.edgetpu.compatibility import CompatReport, check_model
+from pipeline.edgetpu.compatibility_report import format_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 
@@ -19,7 +19,7 @@ CALIBRATION_BATCHES = 4
 
 def _classifier(inputs, middle=None):
     """Conv -> max pool -> flatten -> dense -> softmax, with an optional op after the flatten."""
-    from pipeline.tf_env import keras
+    from pipeline.core.tf_env import keras
 
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
     x = keras.layers.MaxPooling2D()(x)
@@ -31,7 +31,7 @@ def _classifier(inputs, middle=None):
 
 
 def _convert(model, *, calibrate=True, int8_io=True, float_fallback=False) -> bytes:
-    from pipeline.tf_env import tf
+    from pipeline.core.tf_env import tf
 
     def calibration_data():
         rng = np.random.default_rng(0)
@@ -53,7 +53,7 @@ def _convert(model, *, calibrate=True, int8_io=True, float_fallback=False) -> by
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Each model is converted once for the module (about half a second each)."""
-    from pipeline.tf_env import keras, tf
+    from pipeline.core.tf_env import keras, tf
 
     folder = tmp_path_factory.mktemp("edgetpu-models")
     plain = _classifier(keras.Input(INPUT_SHAPE))

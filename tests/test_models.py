@@ -2,7 +2,7 @@
 import pytest
 
 from models import FEATURES_LAYER, LOGITS_LAYER, build_classifier, encoder_of
-from pipeline.tf_env import keras
+from pipeline.core.tf_env import keras
 
 
 @pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])

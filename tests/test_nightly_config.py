@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.nightly.config import ALL_VARIANTS, load_nightly_config, with_overrides
+from pipeline.nightly.nightly_config import ALL_VARIANTS, load_nightly_config, with_overrides
 from pipeline.results.regression import DEFAULT_RULES
 from tests.conftest import REPO, run_cli
 

@@ -1,6 +1,6 @@
 """The nightly report read back from a real store (both backends) and its four formats on disk.
 
-The store is filled with agent-shaped documents built from chosen latencies (pipeline/results/synthetic.py),
+The store is filled with agent-shaped documents built from chosen latencies (pipeline/testing/synthetic.py),
 so every verdict in the report is known in advance: a regression, an improvement, a throttled result,
 a size growth, a device that failed and a device with an energy meter next to one without.
 """
@@ -21,7 +21,7 @@ from pipeline.nightly.publish import PUBLISHERS, publish
 from pipeline.nightly.report import Failure, build_report
 from pipeline.results import ResultsStore, VariantRecord, check_run
 from pipeline.results.store import FAILED
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from pipeline.results.check import check_run
 from pipeline.results.store import ResultsStore, VariantRecord
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.results.store import ResultsStore
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.results.documents import benchmark_row, device_fields, runtime_label, unpack_samples
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 SHA = "56" * 32
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import file_record, gzip_size, write_json
+from pipeline.core.artifacts import file_record, gzip_size, write_json
 from pipeline.errors import UserError
 from pipeline.results.manifest import VARIANTS, begin_pipeline_run, variant_metrics, variants_from_manifest
 from pipeline.results.store import ResultsStore

@@ -8,7 +8,7 @@ from pipeline.errors import UserError
 from pipeline.results.queries import Series
 from pipeline.results.schema import MIGRATIONS, applied_versions, migrate
 from pipeline.results.store import ResultsStore, VariantRecord
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 

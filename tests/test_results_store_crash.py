@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.results.store import ResultsStore
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "ef" * 32
@@ -16,17 +16,17 @@ MAX_RESULTS = 2000  # the child stops by itself if never killed
 READ_TIMEOUT_S = 60
 
 # Records results into one running run forever, printing each committed count.
-RECORDER = """
+RECORDER = f"""
 import sys, time
 from pipeline.results.store import ResultsStore
-from pipeline.results.synthetic import benchmark_document
+from pipeline.testing.synthetic import benchmark_document
 
 pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once per session
 store = ResultsStore.open(sys.argv[1])
 def record_forever(run_id):
-    for n in range(1, {max}):
+    for n in range(1, {MAX_RESULTS}):
         store.record_benchmark(run_id, "pqat_int8", benchmark_document(
-            device="pi5", model_sha256="{sha}", samples=[10.0 + i / 7 for i in range(200)]))
+            device="pi5", model_sha256="{SHA}", samples=[10.0 + i / 7 for i in range(200)]))
         print("recorded", n, flush=True)
         time.sleep(0.01)
 if sys.argv[2] == "plain":
@@ -34,7 +34,7 @@ if sys.argv[2] == "plain":
 else:
     with store.recording("interrupted", kind="nightly") as run_id:
         record_forever(run_id)
-""".format(max=MAX_RESULTS, sha=SHA)
+"""
 
 
 def _start_recorder(url: str, mode: str) -> subprocess.Popen:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from pipeline.artifacts import Manifest
+from pipeline.core.artifacts import Manifest
 from pipeline.errors import UserError
-from pipeline.runner import run_stages
+from pipeline.training.runner import run_stages
 from tests.conftest import REPO, write_toml
 
 
@@ -91,8 +91,8 @@ def test_other_run_with_same_stage_key_is_reused(copied_run):
 
 
 def test_code_version_follows_imports_but_not_unrelated_modules():
-    from pipeline.runner import _code_files
+    from pipeline.training.runner import _code_files
 
-    names = {path.name for path in _code_files("pipeline.stages.convert")}
-    assert {"convert.py", "tflite_tools.py", "samples.py", "quantize.py", "data.py"} <= names
-    assert not {"summary.py", "runner.py", "cli.py", "config.py", "artifacts.py"} & names
+    names = {path.name for path in _code_files("pipeline.training.stages.convert")}
+    assert {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"} <= names
+    assert not {"summary.py", "runner.py", "cli.py", "config.py", "toml_config.py", "artifacts.py"} & names

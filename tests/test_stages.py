@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.tflite_tools import inspect_int8, load_interpreter
+from pipeline.tflite.evaluation import load_interpreter
+from pipeline.tflite.verification import inspect_int8
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import resource
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from . import AGENT_VERSION, SCHEMA_VERSION
 from .device_state import read_device_state, throttle_events
@@ -52,8 +52,8 @@ def peak_rss_mb() -> float:
 
 
 def _measure(
-    timer: InvokeTimer, settings: ProtocolSettings, meter: Optional[Meter], sample_hz: float
-) -> Tuple[ProtocolResult, Optional[Dict[str, Any]]]:
+    timer: InvokeTimer, settings: ProtocolSettings, meter: Meter | None, sample_hz: float
+) -> tuple[ProtocolResult, dict[str, Any] | None]:
     """Run the protocol, with the power sampler around it when a meter is in use."""
     if meter is None:
         return run_protocol(timer, settings, None), None
@@ -63,7 +63,7 @@ def _measure(
     return result, energy_summary(sampler, result.idle_energy, result.timed_energy, len(result.latencies_ms))
 
 
-def _environment(args: argparse.Namespace, runtime: Runtime) -> Dict[str, Any]:
+def _environment(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
     hostname = socket.gethostname()
     return {
         "device": args.device or hostname,
@@ -76,7 +76,7 @@ def _environment(args: argparse.Namespace, runtime: Runtime) -> Dict[str, Any]:
     }
 
 
-def _model_block(model_path: Path, loaded: LoadedModel) -> Dict[str, Any]:
+def _model_block(model_path: Path, loaded: LoadedModel) -> dict[str, Any]:
     return {
         "sha256": _sha256(model_path),
         "bytes": model_path.stat().st_size,
@@ -85,7 +85,7 @@ def _model_block(model_path: Path, loaded: LoadedModel) -> Dict[str, Any]:
     }
 
 
-def _timing_block(loaded: LoadedModel, result: ProtocolResult) -> Dict[str, Any]:
+def _timing_block(loaded: LoadedModel, result: ProtocolResult) -> dict[str, Any]:
     return {
         "warmup_runs": result.warmup_runs,
         "runs": len(result.latencies_ms),
@@ -97,7 +97,7 @@ def _timing_block(loaded: LoadedModel, result: ProtocolResult) -> Dict[str, Any]
     }
 
 
-def _state_block(before: Dict[str, Any], after: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+def _state_block(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """state {before, after, throttled, throttle_events} and the warnings a throttled run carries."""
     events = throttle_events(before, after)
     state = {"before": before, "after": after, "throttled": None if events is None else bool(events),
@@ -115,9 +115,9 @@ def _settings(args: argparse.Namespace) -> ProtocolSettings:
     )
 
 
-def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Validate everything first, then load, time, evaluate, and describe the run."""
-    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     model_path, sysfs_root = Path(args.model), Path(args.sysfs_root)
     if not model_path.is_file():
         raise AgentError(f"model file {model_path} not found: pass the path of a .tflite file")

@@ -10,8 +10,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 from . import AGENT_VERSION, SCHEMA_VERSION
 from .errors import AgentError, UsageError, one_line
@@ -42,7 +43,7 @@ def _number(kind: type, minimum: float, strict: bool = False) -> Any:
     return parse
 
 
-def _key_value(text: str) -> Tuple[str, str]:
+def _key_value(text: str) -> tuple[str, str]:
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     args.delegate_options = dict(args.delegate_options)
     args.meter_options = dict(args.meter_options)
@@ -97,11 +98,11 @@ def _stdout_redirected_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def error_document(message: str) -> Dict[str, Any]:
+def error_document(message: str) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "error": message}
 
 
-def _run_safely(args: argparse.Namespace) -> Tuple[Dict[str, Any], int]:
+def _run_safely(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .benchmark import run_benchmark  # numpy is imported only once the arguments are valid
 
     try:
@@ -117,7 +118,7 @@ def _run_safely(args: argparse.Namespace) -> Tuple[Dict[str, Any], int]:
         return error_document(f"internal error {type(exc).__name__}: {one_line(exc)}"), EXIT_FAILED
 
 
-def _emit(document: Dict[str, Any], code: int) -> int:
+def _emit(document: dict[str, Any], code: int) -> int:
     try:
         text = json.dumps(document, allow_nan=False)
     except ValueError:
@@ -127,7 +128,7 @@ def _emit(document: Dict[str, Any], code: int) -> int:
     return code
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
     except UsageError as exc:

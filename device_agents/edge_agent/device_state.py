@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .errors import one_line
 from .sysfs import natural_sorted, read_optional
@@ -23,7 +23,7 @@ THROTTLE_FLAGS = {0: "under_voltage", 1: "freq_capped", 2: "throttled", 3: "soft
 SINCE_BOOT_SHIFT = 16
 
 
-def _mhz(path: Path) -> Optional[float]:
+def _mhz(path: Path) -> float | None:
     text = read_optional(path)
     try:
         return float(text) / KHZ_PER_MHZ if text else None
@@ -31,9 +31,9 @@ def _mhz(path: Path) -> Optional[float]:
         return None
 
 
-def read_cpus(root: Path) -> Dict[str, Dict[str, Any]]:
+def read_cpus(root: Path) -> dict[str, dict[str, Any]]:
     """Per CPU: governor and current/min/max scaling frequency in MHz (None where unreadable)."""
-    cpus: Dict[str, Dict[str, Any]] = {}
+    cpus: dict[str, dict[str, Any]] = {}
     for cpu in natural_sorted(list((root / CPU_DIR).glob("cpu[0-9]*"))):
         cpufreq = cpu / "cpufreq"
         if not cpufreq.is_dir():
@@ -47,7 +47,7 @@ def read_cpus(root: Path) -> Dict[str, Dict[str, Any]]:
     return cpus
 
 
-def read_thermal(root: Path) -> List[Dict[str, Any]]:
+def read_thermal(root: Path) -> list[dict[str, Any]]:
     """Every thermal zone's type and temperature in degrees C."""
     zones = []
     for zone in natural_sorted(list((root / THERMAL_DIR).glob("thermal_zone*"))):
@@ -60,7 +60,7 @@ def read_thermal(root: Path) -> List[Dict[str, Any]]:
     return zones
 
 
-def decode_throttled(value: int) -> Dict[str, Any]:
+def decode_throttled(value: int) -> dict[str, Any]:
     """Split the get_throttled bit mask into named flags, now and since boot."""
     return {
         "raw": hex(value),
@@ -69,7 +69,7 @@ def decode_throttled(value: int) -> Dict[str, Any]:
     }
 
 
-def read_throttling(vcgencmd: Optional[str]) -> Optional[Dict[str, Any]]:
+def read_throttling(vcgencmd: str | None) -> dict[str, Any] | None:
     """Raspberry Pi firmware throttling flags; None without vcgencmd, {"error"} when it fails."""
     if vcgencmd is None:
         return None
@@ -82,7 +82,7 @@ def read_throttling(vcgencmd: Optional[str]) -> Optional[Dict[str, Any]]:
         return {"error": f"vcgencmd get_throttled failed: {one_line(exc)}"}
 
 
-def read_device_state(root: Path) -> Dict[str, Any]:
+def read_device_state(root: Path) -> dict[str, Any]:
     return {
         "cpus": read_cpus(root),
         "thermal": read_thermal(root),
@@ -90,7 +90,7 @@ def read_device_state(root: Path) -> Dict[str, Any]:
     }
 
 
-def throttle_events(before: Dict[str, Any], after: Dict[str, Any]) -> Optional[List[str]]:
+def throttle_events(before: dict[str, Any], after: dict[str, Any]) -> list[str] | None:
     """Flags active at either end, or first raised (since boot) during the run; None if unknown."""
     start, end = before.get("throttling"), after.get("throttling")
     if not start or not end or "error" in start or "error" in end:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from .errors import AgentError
 from .meters import Meter
@@ -34,7 +35,7 @@ class WindowEnergy:
     end_unix_s: float
 
 
-def integrate_joules(readings: Sequence[Reading], counter_modulus: Optional[float] = None) -> float:
+def integrate_joules(readings: Sequence[Reading], counter_modulus: float | None = None) -> float:
     """Energy across readings: trapezoid over power, or summed counter steps (wrap at the modulus)."""
     total = 0.0
     for earlier, later in zip(readings, readings[1:]):
@@ -52,13 +53,13 @@ class PowerSampler:
     def __init__(self, meter: Meter, sample_hz: float):
         self.meter = meter
         self.sample_hz = sample_hz
-        self._readings: List[Reading] = []
+        self._readings: list[Reading] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._error: Optional[AgentError] = None
+        self._error: AgentError | None = None
         self._thread = threading.Thread(target=self._run, name="power-sampler", daemon=True)
 
-    def __enter__(self) -> "PowerSampler":
+    def __enter__(self) -> PowerSampler:
         self._thread.start()
         return self
 
@@ -108,7 +109,7 @@ class PowerSampler:
             end_unix_s=readings[-1].unix_s,
         )
 
-    def idle_window(self, seconds: float) -> Optional[WindowEnergy]:
+    def idle_window(self, seconds: float) -> WindowEnergy | None:
         """Sample while nothing runs: the board's baseline power."""
         if seconds <= 0:
             return None
@@ -117,7 +118,7 @@ class PowerSampler:
         return self.window(start, self.mark())
 
 
-def _window_json(window: WindowEnergy) -> Dict[str, Any]:
+def _window_json(window: WindowEnergy) -> dict[str, Any]:
     return {
         "joules": window.joules,
         "seconds": window.seconds,
@@ -128,8 +129,8 @@ def _window_json(window: WindowEnergy) -> Dict[str, Any]:
 
 
 def energy_summary(
-    sampler: PowerSampler, idle: Optional[WindowEnergy], timed: WindowEnergy, runs: int
-) -> Dict[str, Any]:
+    sampler: PowerSampler, idle: WindowEnergy | None, timed: WindowEnergy, runs: int
+) -> dict[str, Any]:
     """The `energy` block of the result: averages, per-inference energy, and both windows."""
     idle_w = idle.joules / idle.seconds if idle and idle.seconds > 0 else None
     above_idle = None

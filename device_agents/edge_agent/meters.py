@@ -10,8 +10,8 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import AgentError, UsageError, one_line
 from .sysfs import natural_sorted, read_number, read_optional
@@ -33,13 +33,13 @@ class Meter:
 
     name = ""
     note = ""
-    counter_modulus: Optional[float] = None
+    counter_modulus: float | None = None
 
     def read(self) -> float:
         raise NotImplementedError
 
 
-def run_reader(argv: List[str], what: str) -> str:
+def run_reader(argv: list[str], what: str) -> str:
     """stdout of a meter program run without a shell; any failure names the program and the fix."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=True)
@@ -62,7 +62,7 @@ class HwmonMeter(Meter):
 
     name = "hwmon"
 
-    def __init__(self, device: Path, channels: Optional[List[int]]):
+    def __init__(self, device: Path, channels: list[int] | None):
         power_file = device / "power1_input"
         self._power_file = power_file if channels is None and power_file.exists() else None
         if channels is None:
@@ -87,7 +87,7 @@ class HwmonMeter(Meter):
         return watts * MICRO  # mV x mA = uW
 
 
-def _parse_channels(text: Optional[str]) -> Optional[List[int]]:
+def _parse_channels(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -96,7 +96,7 @@ def _parse_channels(text: Optional[str]) -> Optional[List[int]]:
         raise UsageError(f"--meter-option channels={text}: expected channel numbers like channels=1,2") from exc
 
 
-def _find_hwmon(root: Path, options: Dict[str, str]) -> Path:
+def _find_hwmon(root: Path, options: dict[str, str]) -> Path:
     base = root / HWMON_DIR
     if "hwmon" in options:
         if not (base / options["hwmon"]).is_dir():
@@ -114,13 +114,13 @@ def _find_hwmon(root: Path, options: Dict[str, str]) -> Path:
     raise AgentError(f"--energy-meter hwmon: no power sensor (power1_input or curr1_input) under {base}: {HWMON_FIX}")
 
 
-def open_hwmon(root: Path, options: Dict[str, str]) -> Meter:
+def open_hwmon(root: Path, options: dict[str, str]) -> Meter:
     return HwmonMeter(_find_hwmon(root, options), _parse_channels(options.get("channels")))
 
 
-def pmic_power_w(text: str) -> Tuple[float, int]:
+def pmic_power_w(text: str) -> tuple[float, int]:
     """Sum of V x I over the rails that print both a _V and an _A line; and how many rails that is."""
-    readings: Dict[Tuple[str, str], float] = {}
+    readings: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         match = PMIC_LINE.match(line)
         if match:
@@ -148,7 +148,7 @@ class Pi5PmicMeter(Meter):
         return watts
 
 
-def open_pi5_pmic(root: Path, options: Dict[str, str]) -> Meter:
+def open_pi5_pmic(root: Path, options: dict[str, str]) -> Meter:
     return Pi5PmicMeter(options.get("vcgencmd") or shutil.which("vcgencmd") or "vcgencmd")
 
 
@@ -169,7 +169,7 @@ class RaplMeter(Meter):
         return read_number(self._energy_file, self._fix) * MICRO
 
 
-def open_rapl(root: Path, options: Dict[str, str]) -> Meter:
+def open_rapl(root: Path, options: dict[str, str]) -> Meter:
     return RaplMeter(root / POWERCAP_DIR / options.get("zone", DEFAULT_RAPL_ZONE))
 
 
@@ -195,12 +195,12 @@ class CommandMeter(Meter):
             ) from exc
 
 
-def open_command(root: Path, options: Dict[str, str]) -> Meter:
+def open_command(root: Path, options: dict[str, str]) -> Meter:
     return CommandMeter(options.get("command", ""))
 
 
 # meter name -> (factory, meter-option keys it accepts)
-METERS: Dict[str, Tuple[Callable[[Path, Dict[str, str]], Meter], Tuple[str, ...]]] = {
+METERS: dict[str, tuple[Callable[[Path, dict[str, str]], Meter], tuple[str, ...]]] = {
     "hwmon": (open_hwmon, ("hwmon", "name", "channels")),
     "pi5-pmic": (open_pi5_pmic, ("vcgencmd",)),
     "rapl": (open_rapl, ("zone",)),
@@ -208,7 +208,7 @@ METERS: Dict[str, Tuple[Callable[[Path, Dict[str, str]], Meter], Tuple[str, ...]
 }
 
 
-def open_meter(name: str, options: Dict[str, str], sysfs_root: Path) -> Optional[Meter]:
+def open_meter(name: str, options: dict[str, str], sysfs_root: Path) -> Meter | None:
     """The chosen meter, checked by one read; None for `none` (energy is then null)."""
     if name == "none":
         if options:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +31,10 @@ class ProtocolSettings:
 class ProtocolResult:
     first_inference_ms: float
     warmup_runs: int
-    latencies_ms: List[float]
+    latencies_ms: list[float]
     timed_wall_s: float
-    idle_energy: Optional[WindowEnergy]
-    timed_energy: Optional[WindowEnergy]
+    idle_energy: WindowEnergy | None
+    timed_energy: WindowEnergy | None
 
 
 class InvokeTimer:
@@ -55,16 +55,16 @@ class InvokeTimer:
         self._interpreter.invoke()
         return time.perf_counter_ns() - started
 
-    def repeat(self, min_runs: int, min_seconds: float) -> Tuple[List[int], float]:
+    def repeat(self, min_runs: int, min_seconds: float) -> tuple[list[int], float]:
         """Invoke until at least min_runs AND min_seconds; returns per-invoke ns and wall seconds."""
-        latencies: List[int] = []
+        latencies: list[int] = []
         started = time.perf_counter()
         while len(latencies) < min_runs or time.perf_counter() - started < min_seconds:
             latencies.append(self.time_one())
         return latencies, time.perf_counter() - started
 
 
-def run_protocol(timer: InvokeTimer, settings: ProtocolSettings, sampler: Optional[PowerSampler]) -> ProtocolResult:
+def run_protocol(timer: InvokeTimer, settings: ProtocolSettings, sampler: PowerSampler | None) -> ProtocolResult:
     """First inference, idle window (energy only), warm-up, then the timed window."""
     first_ns = timer.time_one()
     idle_energy = sampler.idle_window(settings.idle_s) if sampler else None

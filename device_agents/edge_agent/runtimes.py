@@ -11,7 +11,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy
 
@@ -41,7 +41,7 @@ class Runtime:
     version: str
     module: Any
 
-    def describe(self) -> Dict[str, str]:
+    def describe(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}
 
 
@@ -51,8 +51,8 @@ class LoadedModel:
 
     interpreter: Any
     init_ms: float
-    input_detail: Dict[str, Any]
-    output_detail: Dict[str, Any]
+    input_detail: dict[str, Any]
+    output_detail: dict[str, Any]
 
 
 def import_runtime(name: str) -> Runtime:
@@ -73,7 +73,7 @@ def select_runtime(requested: str) -> Runtime:
             return import_runtime(requested)
         except AgentError as exc:
             raise AgentError(f"--runtime {exc}: install it on the device or pick another --runtime") from exc
-    failures: List[str] = []
+    failures: list[str] = []
     for name in AUTO_ORDER:
         try:
             return import_runtime(name)
@@ -85,7 +85,7 @@ def select_runtime(requested: str) -> Runtime:
     )
 
 
-def _load_delegate(runtime: Runtime, library: str, options: Dict[str, str], help_text: str) -> Any:
+def _load_delegate(runtime: Runtime, library: str, options: dict[str, str], help_text: str) -> Any:
     """Load a delegate library; dlopen it first so a missing library fails before the runtime's
     Delegate object exists (its destructor prints a spurious traceback when construction failed)."""
     try:
@@ -95,7 +95,7 @@ def _load_delegate(runtime: Runtime, library: str, options: Dict[str, str], help
         raise AgentError(f"cannot load delegate {library} ({one_line(exc)}): {help_text}") from exc
 
 
-def _interpreter_kwargs(runtime: Runtime, delegate: str, options: Dict[str, str]) -> Dict[str, Any]:
+def _interpreter_kwargs(runtime: Runtime, delegate: str, options: dict[str, str]) -> dict[str, Any]:
     """Constructor arguments selecting the delegate: xnnpack is the runtime's default CPU path."""
     if delegate == "xnnpack":
         return {}
@@ -113,7 +113,7 @@ def _interpreter_kwargs(runtime: Runtime, delegate: str, options: Dict[str, str]
     return {"experimental_delegates": [_load_delegate(runtime, delegate, options, help_text)]}
 
 
-def _single(details: List[Dict[str, Any]], kind: str, model_path: Path) -> Dict[str, Any]:
+def _single(details: list[dict[str, Any]], kind: str, model_path: Path) -> dict[str, Any]:
     if len(details) != 1:
         raise AgentError(
             f"model {model_path} has {len(details)} {kind} tensors: the agent benchmarks "
@@ -123,7 +123,7 @@ def _single(details: List[Dict[str, Any]], kind: str, model_path: Path) -> Dict[
 
 
 def load_model(
-    runtime: Runtime, model_path: Path, delegate: str, delegate_options: Dict[str, str], threads: Optional[int]
+    runtime: Runtime, model_path: Path, delegate: str, delegate_options: dict[str, str], threads: int | None
 ) -> LoadedModel:
     """Build the interpreter and allocate tensors; init_ms covers delegate loading too."""
     started = time.perf_counter_ns()

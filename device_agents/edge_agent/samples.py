@@ -9,7 +9,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class Samples:
     offset: float
 
 
-def _read_arrays(path: Path) -> Dict[str, np.ndarray]:
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise AgentError(f"samples file {path} not found: pass the .npz written by the host pipeline")
     try:
@@ -46,7 +46,7 @@ def _read_arrays(path: Path) -> Dict[str, np.ndarray]:
         raise AgentError(f"samples file {path} is not a readable .npz ({one_line(exc)}): {REGENERATE}") from exc
 
 
-def _check_shapes(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+def _check_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
     images, labels, references = arrays["images"], arrays["labels"], arrays["reference_outputs"]
     problems = []
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:
@@ -75,7 +75,7 @@ def load_samples(path: Path) -> Samples:
     )
 
 
-def tensor_summary(detail: Dict[str, Any]) -> Dict[str, Any]:
+def tensor_summary(detail: dict[str, Any]) -> dict[str, Any]:
     """dtype, shape and (scale, zero_point) of an interpreter tensor, as JSON-able values."""
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return {
@@ -86,7 +86,7 @@ def tensor_summary(detail: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def quantize_images(images: np.ndarray, scale: float, offset: float, input_detail: Dict[str, Any]) -> np.ndarray:
+def quantize_images(images: np.ndarray, scale: float, offset: float, input_detail: dict[str, Any]) -> np.ndarray:
     """Model-ready inputs: f = image * scale + offset, then q = clip(round(f / s) + zp) for int inputs."""
     floats = images.astype(np.float32) * np.float32(scale) + np.float32(offset)
     dtype = np.dtype(input_detail["dtype"])
@@ -102,7 +102,7 @@ def quantize_images(images: np.ndarray, scale: float, offset: float, input_detai
     return np.clip(quantized, limits.min, limits.max).astype(dtype)
 
 
-def check_against_model(samples: Samples, input_detail: Dict[str, Any], output_detail: Dict[str, Any]) -> None:
+def check_against_model(samples: Samples, input_detail: dict[str, Any], output_detail: dict[str, Any]) -> None:
     """The samples must fit the model: image size, reference width and reference dtype."""
     input_shape = [int(size) for size in input_detail["shape"]]
     if input_shape[0] != 1 or list(samples.images.shape[1:]) != input_shape[1:]:
@@ -121,8 +121,8 @@ def check_against_model(samples: Samples, input_detail: Dict[str, Any], output_d
 
 
 def evaluate(
-    interpreter: Any, inputs: np.ndarray, samples: Samples, output_detail: Dict[str, Any], limit: Optional[int]
-) -> Tuple[Dict[str, Any], Optional[float]]:
+    interpreter: Any, inputs: np.ndarray, samples: Samples, output_detail: dict[str, Any], limit: int | None
+) -> tuple[dict[str, Any], float | None]:
     """Top-1 accuracy over the (first `limit`) samples and max |output - reference| in output units."""
     input_index = interpreter.get_input_details()[0]["index"]
     count = len(inputs) if limit is None else min(limit, len(inputs))

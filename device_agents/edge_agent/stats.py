@@ -1,14 +1,14 @@
 """Summary statistics of the per-invoke latencies."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 DECIMALS = 6  # latencies come from integer nanoseconds: 6 decimals of ms keep them exact
 
 
-def summarize_latencies(samples_ms: Sequence[float]) -> Dict[str, float]:
+def summarize_latencies(samples_ms: Sequence[float]) -> dict[str, float]:
     """mean/median/p90/p99/min/max/std in ms; std is the sample standard deviation (ddof=1)."""
     values = np.asarray(samples_ms, dtype=np.float64)
     if values.size == 0:

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional
 
 from .errors import AgentError, one_line
 
 DIGITS = re.compile(r"(\d+)")
 
 
-def natural_sorted(paths: List[Path]) -> List[Path]:
+def natural_sorted(paths: list[Path]) -> list[Path]:
     """hwmon2 before hwmon10, cpu9 before cpu10."""
     return sorted(paths, key=lambda path: [int(part) if part.isdigit() else part for part in DIGITS.split(path.name)])
 
 
-def read_optional(path: Path) -> Optional[str]:
+def read_optional(path: Path) -> str | None:
     """The stripped file content, or None when it does not exist or cannot be read."""
     try:
         return path.read_text().strip()

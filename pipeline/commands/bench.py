@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 
-from pipeline.devices.benchmark import benchmark, run_on_devices
+from pipeline.devices.bench_run import benchmark, run_on_devices
 from pipeline.devices.group import failure_reason
-from pipeline.devices.reports import format_table, print_failures, save_result
+from pipeline.devices.result_table import format_table, print_failures, save_result
 from pipeline.devices.targets import BUILD_DIR, add_target_arguments, targets_from_args
 
 

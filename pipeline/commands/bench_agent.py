@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.devices.benchmark import benchmark, run_on_devices
+from pipeline.devices.bench_run import benchmark, run_on_devices
 from pipeline.devices.group import failure_reason
 from pipeline.devices.inventory import DeviceProfile
-from pipeline.devices.loopback_sshd import LoopbackSshd, start_sshd
-from pipeline.devices.ssh import SshConnection
-from pipeline.devices.uploads import upload_files
 from pipeline.devices.targets import add_model_arguments, model_from_args
+from pipeline.devices.transport.ssh import SshConnection
+from pipeline.devices.uploads import upload_files
 from pipeline.errors import UserError
+from pipeline.testing.loopback_sshd import LoopbackSshd, start_sshd
 
 REPEATS = 3  # each measurement, alternating the two tools; the median is reported
 TIMED_RUNS = 200

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from pipeline.artifacts import Manifest
 from pipeline.commands.stages import DEFAULT_CONFIG
-from pipeline.config import load_config
+from pipeline.core.artifacts import Manifest
 from pipeline.devices import benchmark, load_inventory, model_from_manifest, run_on_devices, select_devices
 from pipeline.errors import UserError
-from pipeline.runner import STAGE_NAMES, run_dir_for
+from pipeline.training.config import load_config
+from pipeline.training.runner import STAGE_NAMES, run_dir_for
 
 THROUGHPUT_METRICS = {"pretrain": "pretrain_images_per_s", "finetune": "finetune_images_per_s",
                       "prune": "prune_images_per_s", "quantize": "quantize_images_per_s"}

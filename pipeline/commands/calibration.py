@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.artifacts import sha256_file
-from pipeline.calibration import write_calibration
 from pipeline.commands.stages import DEFAULT_CONFIG
-from pipeline.config import load_config
+from pipeline.core.artifacts import sha256_file
+from pipeline.training.calibration_set import write_calibration
+from pipeline.training.config import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:

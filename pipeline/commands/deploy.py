@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.devices.benchmark import deploy, run_on_devices
-from pipeline.devices.reports import print_failures
+from pipeline.devices.bench_run import deploy, run_on_devices
+from pipeline.devices.result_table import print_failures
 from pipeline.devices.targets import add_target_arguments, targets_from_args
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipeline.edgetpu.check import check_model
+from pipeline.edgetpu.compatibility import check_model
+from pipeline.edgetpu.compatibility_report import format_report
 from pipeline.edgetpu.model_path import resolve_model
-from pipeline.edgetpu.report import format_report
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.edgetpu.check import check_model
+from pipeline.edgetpu.compatibility import check_model
 from pipeline.edgetpu.compiler import CompileResult, compile_model
 from pipeline.edgetpu.model_path import resolve_model
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.config import load_config
-from pipeline.runner import run_stages
+from pipeline.training.config import load_config
+from pipeline.training.runner import run_stages
 
 DEFAULT_CONFIGS = ["configs/labels-1pct.toml", "configs/labels-10pct.toml", "configs/demo.toml"]
 

@@ -9,8 +9,8 @@ import argparse
 import sys
 
 from pipeline.errors import UserError
-from pipeline.nightly.config import DEFAULT_CONFIG, load_nightly_config, with_overrides
 from pipeline.nightly.job import EXIT_FAILED, run_nightly
+from pipeline.nightly.nightly_config import DEFAULT_CONFIG, load_nightly_config, with_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:

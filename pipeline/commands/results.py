@@ -5,8 +5,8 @@ import argparse
 import json
 
 from pipeline.errors import UserError
+from pipeline.results.listing import format_results
 from pipeline.results.store import COMPLETE, FAILED, RUNNING, ResultsStore
-from pipeline.results.table import format_results
 from pipeline.results.timeutil import parse_time
 
 

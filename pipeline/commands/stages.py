@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.config import load_config
-from pipeline.runner import run_stages
-from pipeline.summary import print_summary
+from pipeline.training.config import load_config
+from pipeline.training.runner import run_stages
+from pipeline.training.summary import print_summary
 
 DEFAULT_CONFIG = "configs/demo.toml"
 

@@ -9,12 +9,13 @@ For other code (e.g. a nightly job), the whole flow is:
     for name, error in results.failed.items():
         print(failure_reason(name, error))
 """
-from pipeline.devices.benchmark import BenchJob, benchmark, deploy, run_on_devices
-from pipeline.devices.connection import CommandResult, Connection, DeviceError, open_connection
+from pipeline.devices.bench_run import BenchJob, benchmark, deploy, run_on_devices
 from pipeline.devices.group import Group, GroupResult, failure_reason
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
-from pipeline.devices.reports import format_table, save_result
+from pipeline.devices.result_table import format_table, save_result
 from pipeline.devices.targets import BUILD_DIR, model_from_manifest
+from pipeline.devices.transport import open_connection
+from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
 
 __all__ = [
     "BUILD_DIR", "BenchJob", "CommandResult", "Connection", "DeviceError", "DeviceProfile", "Group", "GroupResult",

@@ -6,11 +6,13 @@ device name -> result or exception, with `.succeeded` and `.failed` views.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from pipeline.devices.connection import CommandResult, Connection, DeviceError, open_connection
 from pipeline.devices.inventory import DeviceProfile
+from pipeline.devices.transport import open_connection
+from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
 
 LOG = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class Group:
         self.connections = list(connections)
 
     @classmethod
-    def from_profiles(cls, profiles: Iterable[DeviceProfile]) -> "Group":
+    def from_profiles(cls, profiles: Iterable[DeviceProfile]) -> Group:
         return cls(open_connection(profile) for profile in profiles)
 
     def map(self, action: Callable[[Connection], Any]) -> GroupResult:
@@ -70,7 +72,7 @@ class Group:
         for connection in self.connections:
             connection.close()
 
-    def __enter__(self) -> "Group":
+    def __enter__(self) -> Group:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

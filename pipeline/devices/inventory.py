@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import section_from_dict
+from pipeline.core.toml_config import section_from_dict
 from pipeline.errors import UserError
 
 DEFAULT_INVENTORY = "devices.toml"  # read from the current folder when it exists

@@ -6,12 +6,12 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import MANIFEST_NAME, read_json
-from pipeline.config import RunConfig
+from pipeline.core.artifacts import MANIFEST_NAME, read_json
+from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
 
-BUILD_DIR = Path(RunConfig.build_dir)
+BUILD_DIR = Path(DEFAULT_BUILD_DIR)
 # --variant -> (model artifact, samples artifact) in build/<run>/manifest.json
 VARIANTS = {
     "int8": ("int8_tflite", "int8_samples"),
@@ -37,7 +37,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", default=RunConfig.name, help="pipeline run whose model to use (default: %(default)s)")
+    parser.add_argument("--run", default=DEFAULT_RUN, help="pipeline run whose model to use (default: %(default)s)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="int8",
                         help="which model of the run (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="a .tflite file instead of the run's model")

@@ -13,8 +13,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import TMP_PREFIX, sha256_file
-from pipeline.devices.connection import Connection, DeviceError
+from pipeline.core.artifacts import TMP_PREFIX, sha256_file
+from pipeline.devices.transport.connection import Connection, DeviceError
 
 LOG = logging.getLogger(__name__)
 CACHE_DIR = "cache"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import TMP_PREFIX
+from pipeline.core.artifacts import TMP_PREFIX
 from pipeline.edgetpu.compiler_log import CompilerLog, parse_compiler_log
-from pipeline.edgetpu.tflite_graph import require_tflite
 from pipeline.errors import UserError
+from pipeline.tflite.graph import require_tflite
 
 COMPILER = "edgetpu_compiler"
 COMPILE_TIMEOUT_S = 600  # the compiler has its own 180 s timer per attempt; this only catches a hang

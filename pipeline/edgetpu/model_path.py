@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import MANIFEST_NAME, read_json
+from pipeline.core.artifacts import MANIFEST_NAME, read_json
 from pipeline.errors import UserError
 
 DEMO_RUN_DIR = Path("build/demo")

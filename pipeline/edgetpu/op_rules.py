@@ -7,12 +7,12 @@ an op breaks its row's limitation; an empty list means the row's limitation is m
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from pipeline.edgetpu.tflite_graph import OpInfo, TensorInfo
+from pipeline.tflite.graph import OpInfo, TensorInfo
 
 SOFTMAX_MAX_ELEMENTS = 16_000
 Z_REDUCTION_MULTIPLE = 4  # a Mean over channels needs a channel count that is a multiple of this

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import html
 
-from pipeline.nightly import plots, table, text
+from pipeline.nightly import comparison_table as table
+from pipeline.nightly import plots, text
 from pipeline.nightly.report import NightlyReport
 from pipeline.results import Finding
 

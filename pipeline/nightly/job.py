@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from pipeline.artifacts import Manifest, remove_stale_temporaries
-from pipeline.config import PipelineConfig, load_config
+from pipeline.core.artifacts import Manifest, remove_stale_temporaries
 from pipeline.devices import DeviceProfile, benchmark, failure_reason, model_from_manifest, run_on_devices
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.devices.targets import VARIANTS as BENCH_ARTIFACTS
 from pipeline.errors import UserError
-from pipeline.nightly.config import NightlyConfig
+from pipeline.nightly.nightly_config import NightlyConfig
 from pipeline.nightly.publish import publish
 from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
 from pipeline.nightly.text import verdict_line
@@ -27,7 +27,8 @@ from pipeline.results import ResultsStore, begin_pipeline_run, check_run
 from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.manifest import git_commit
 from pipeline.results.store import COMPLETE, FAILED
-from pipeline.runner import run_stages
+from pipeline.training.config import PipelineConfig, load_config
+from pipeline.training.runner import run_stages
 
 EXIT_OK, EXIT_REGRESSION, EXIT_FAILED = 0, 1, 2
 RUN_KIND = "nightly"

@@ -1,7 +1,8 @@
 """`summary.md`: short enough for a chat message or a CI comment; the verdict is its first line."""
 from __future__ import annotations
 
-from pipeline.nightly import table, text
+from pipeline.nightly import comparison_table as table
+from pipeline.nightly import text
 from pipeline.nightly.report import NightlyReport
 from pipeline.results import Finding
 

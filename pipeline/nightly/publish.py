@@ -6,10 +6,10 @@ nightly killed half-way) never sees a half-written report.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from pipeline.artifacts import atomic_dir
+from pipeline.core.artifacts import atomic_dir
 from pipeline.nightly import html_report, json_report, junit_report, markdown_report
 from pipeline.nightly.report import NightlyReport
 

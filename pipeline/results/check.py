@@ -1,8 +1,8 @@
 """Check one run against its baselines: the store's histories fed to the pure rules in `regression`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from pipeline.errors import UserError
 from pipeline.results.queries import Series, run_series

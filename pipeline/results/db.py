@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import UserError

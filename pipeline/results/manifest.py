@@ -9,11 +9,12 @@ accuracy under a run-level name (`float_accuracy` is the pruned Keras model).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from pipeline.artifacts import MANIFEST_NAME, gzip_size, read_json
+from pipeline.core.artifacts import MANIFEST_NAME, gzip_size, read_json
 from pipeline.errors import UserError
 from pipeline.results.store import ResultsStore, VariantRecord
 

@@ -5,8 +5,9 @@ still recording, or one that crashed, never shows up in a baseline or a history.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from pipeline.results.db import Database, Row
 from pipeline.results.documents import unpack_samples

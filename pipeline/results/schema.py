@@ -7,7 +7,7 @@ than written with assumptions that no longer hold.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline.errors import UserError
 from pipeline.results.db import Database

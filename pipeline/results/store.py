@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from pipeline.errors import UserError
 from pipeline.results import queries
@@ -67,14 +68,14 @@ class ResultsStore:
         migrate(db)
 
     @classmethod
-    def open(cls, url: str | None = None) -> "ResultsStore":
+    def open(cls, url: str | None = None) -> ResultsStore:
         """Open (and migrate) the database named by `url`, else $RESULTS_DB, else results/results.db."""
         return cls(connect(url))
 
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

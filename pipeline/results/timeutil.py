@@ -1,7 +1,7 @@
 """Timestamps as fixed-width UTC text, so they sort and compare the same in SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from pipeline.errors import UserError
 
@@ -11,12 +11,12 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: text order == time order
 def format_time(moment: datetime) -> str:
     """UTC text of an aware datetime (a naive one is taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def utc_now() -> str:
-    return format_time(datetime.now(timezone.utc))
+    return format_time(datetime.now(UTC))
 
 
 def parse_time(text: str, *, what: str = "time", end_of_day: bool = False) -> str:

@@ -1,0 +1,1 @@
+"""Bottom layer: files, hashing, npz, TensorFlow import; imports nothing else of the project."""

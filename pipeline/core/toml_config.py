@@ -1,0 +1,69 @@
+"""TOML config files: reading (with `extends`), typed sections and range checks.
+
+Every config of the project (pipeline, nightly, device inventory) is read here, so a missing
+file, bad TOML, an unknown key or a wrong type gets the same one-line error everywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+
+
+def check_type(value: Any, expected: type, where: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+        raise UserError(f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def section_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build dataclass `cls` from a TOML table, refusing unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(known))})")
+    values = {key: check_type(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    return cls(**values)
+
+
+def choice(value: str, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise UserError(f"{where} = {value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def in_range(value: float, low: float, high: float, where: str, *, low_open: bool, high_open: bool) -> None:
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise UserError(f"{where} = {value!r} is outside {interval}")
+
+
+def read_toml(path: Path, what: str = "config file", example: str = "configs/demo.toml",
+              seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A TOML table, with `extends = "other.toml"` merged underneath it section by section."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{what} {path} does not exist (try {example})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML: {error}") from None
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str):
+        raise UserError(f"{path}: extends must be a file name (str), got {base_name!r}")
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen:
+        raise UserError(f"{path}: extends {base_name} makes a cycle")
+    merged = read_toml(base_path, what, example, (*seen, path.resolve()))
+    for name, table in raw.items():
+        merged[name] = {**merged.get(name, {}), **table} if isinstance(table, dict) else table
+    return merged

@@ -1,0 +1,80 @@
+"""Benchmark results on the host: one JSON file per device and run, and a readable table."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.artifacts import write_json
+from pipeline.devices.group import GroupResult, failure_reason
+
+BENCH_DIR = "bench"
+MISSING = "-"  # a value the agent did not measure (e.g. energy without a meter)
+
+
+def result_path(build_dir: Path, run: str, device: str, when: datetime) -> Path:
+    """`build/<run>/bench/<device>-<UTC timestamp>.json` (microseconds keep quick reruns apart)."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return build_dir / run / BENCH_DIR / f"{device}-{stamp}.json"
+
+
+def save_result(document: dict[str, Any], build_dir: Path, device: str) -> Path:
+    """Write one device's document atomically; returns where."""
+    path = result_path(build_dir, document["run"], device, datetime.now(UTC))
+    write_json(path, document)
+    return path
+
+
+def _field(document: dict[str, Any], *keys: str) -> Any:
+    value: Any = document
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _number(digits: int) -> Callable[[Any], str]:
+    return lambda value: f"{value:.{digits}f}"
+
+
+# header -> (path in the document, formatter of a present value)
+COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[Any], str]]] = {
+    "device": (("device",), str),
+    "runtime": (("runtime", "name"), str),
+    "delegate": (("delegate",), str),
+    "threads": (("threads",), str),
+    "median ms": (("latency_ms", "median"), _number(3)),
+    "p90 ms": (("latency_ms", "p90"), _number(3)),
+    "inf/s": (("throughput_ips",), _number(1)),
+    "accuracy": (("accuracy", "value"), _number(4)),
+    "out diff": (("output_max_diff",), "{:g}".format),
+    "mJ/inf": (("energy", "mj_per_inference"), _number(3)),
+    "peak RSS MB": (("peak_rss_mb",), _number(1)),
+    "bytes sent": (("bytes_sent",), "{:,}".format),
+    "throttled": (("state", "throttled"), lambda value: "yes" if value else "no"),
+}
+LEFT_ALIGNED = 3  # the first columns hold names, the rest numbers
+
+
+def _cell(document: dict[str, Any], path: tuple[str, ...], formatter: Callable[[Any], str]) -> str:
+    value = _field(document, *path)
+    return MISSING if value is None else formatter(value)
+
+
+def format_table(documents: list[dict[str, Any]]) -> str:
+    """Aligned text table, one row per device document."""
+    rows = [list(COLUMNS)] + [[_cell(document, *column) for column in COLUMNS.values()] for document in documents]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) if index < LEFT_ALIGNED else cell.rjust(width)
+                  for index, (cell, width) in enumerate(zip(row, widths))).rstrip()
+        for row in rows)
+
+
+def print_failures(results: GroupResult) -> int:
+    """One stderr line per failed device; the exit code (1 if any failed)."""
+    sys.stdout.flush()  # the table first, then the failures, also when both go to one terminal
+    for name, error in results.failed.items():
+        print(f"error: {failure_reason(name, error)}", file=sys.stderr)
+    return 1 if results.failed else 0

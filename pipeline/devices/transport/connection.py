@@ -1,0 +1,79 @@
+"""One interface for every device: `run` a shell command, `put` and `get` files.
+
+The local device and SSH devices share it, so uploads, locking and the agent run are
+written once. Commands are shell strings; every variable part is quoted with shlex.quote
+by the caller (pipeline/devices/uploads.py, pipeline/devices/bench_run.py).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.devices.inventory import DeviceProfile
+from pipeline.errors import UserError
+
+STDERR_TAIL_LINES = 3  # how much of a failed command's stderr an error message shows
+
+
+class DeviceError(UserError):
+    """A failure on one device (unreachable, refused key, agent error): reported for that device,
+    while the other devices go on."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def stderr_tail(self) -> str:
+        lines = [line.strip() for line in self.stderr.strip().splitlines() if line.strip()]
+        return " | ".join(lines[-STDERR_TAIL_LINES:]) or "no error output"
+
+
+class Connection(ABC):
+    """A device's shell and file transfer, opened on first use and closed by `close`."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+        self.name = profile.name
+
+    @property
+    @abstractmethod
+    def workdir(self) -> str:
+        """The device's work folder as the device's shell and file transfer see it."""
+
+    @abstractmethod
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command on the device and wait for it: a DeviceError after `timeout` s
+        (default: the profile's command_timeout_s)."""
+
+    @abstractmethod
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to a path on the device."""
+
+    @abstractmethod
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a file from the device to a local path."""
+
+    def close(self) -> None:
+        """Release the transport; the default has nothing to release."""
+
+    def time_limit(self, timeout: float | None) -> float:
+        return self.profile.command_timeout_s if timeout is None else timeout
+
+    def check(self, command: str, timeout: float | None = None) -> CommandResult:
+        """`run` that turns a non-zero exit into a DeviceError naming the device and the command."""
+        result = self.run(command, timeout)
+        if result.exit_code != 0:
+            raise DeviceError(f"device {self.name}: `{command}` failed (exit {result.exit_code}): "
+                              f"{result.stderr_tail()}")
+        return result
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

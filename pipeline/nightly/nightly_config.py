@@ -1,0 +1,121 @@
+"""`configs/nightly.toml`: what the nightly job trains, benchmarks where, and how strictly it judges.
+
+Checked like pipeline configs (`section_from_dict`): an unknown key or a wrong type stops the job
+with one line naming the file and the key, before anything is trained or recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.toml_config import read_toml, section_from_dict
+from pipeline.errors import UserError
+from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
+from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
+
+DEFAULT_CONFIG = "configs/nightly.toml"
+ALL_VARIANTS = tuple(STORE_VARIANTS)  # float, ptq_int8, pqat_int8
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    """One nightly job. Relative paths are relative to the current folder (the repository root under make)."""
+
+    pipeline: str = "configs/demo.toml"  # the training pipeline config
+    variants: list = field(default_factory=lambda: list(ALL_VARIANTS))  # store variant names to benchmark
+    devices: list = field(default_factory=lambda: ["local"])  # device names of the inventory
+    devices_file: str = ""  # empty: $DEVICES, else ./devices.toml (local needs none)
+    baseline_runs: int = DEFAULT_BASELINE_RUNS  # the last N good nightly runs form the baseline
+    results_db: str = ""  # empty: $RESULTS_DB, else results/results.db
+    reports_dir: str = "reports"
+    rules: dict = field(default_factory=dict)  # metric -> {threshold, alpha, ...}: overrides of DEFAULT_RULES
+    source: str = "<defaults>"  # the file it was read from, for error messages
+
+    def regression_rules(self) -> dict[str, Rule]:
+        return rules_with_overrides(self.rules)
+
+
+@dataclass(frozen=True)
+class _RuleFields:
+    """The keys a [rules.<metric>] table may set, with their TOML types (see regression.Rule)."""
+
+    change: str = ""
+    threshold: float = 0.0
+    higher_is_better: bool = False
+    alpha: float = 0.0
+
+
+def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None = None) -> None:
+    """A non-empty list of distinct strings (from `allowed`, when given)."""
+    where = f"{source}: nightly.{key}"
+    if not values:
+        raise UserError(f"{where} must list at least one name")
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
+        if allowed is not None and value not in allowed:
+            raise UserError(f"{where}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise UserError(f"{where} lists a name twice: {values}")
+
+
+def _rules(tables: dict, source: str) -> dict[str, dict[str, Any]]:
+    """[rules.<metric>] tables checked key by key, then by the regression module's own range checks."""
+    rules: dict[str, dict[str, Any]] = {}
+    for metric, table in tables.items():
+        where = f"{source}: rules.{metric}"
+        if not isinstance(table, dict):
+            raise UserError(f"{where} must be a table ([rules.{metric}] with threshold = ..., alpha = ...)")
+        parsed = section_from_dict(_RuleFields, table, where)
+        rules[metric] = {key: getattr(parsed, key) for key in table}
+    try:
+        rules_with_overrides(rules)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
+    return rules
+
+
+def validate(config: NightlyConfig) -> NightlyConfig:
+    """Choices and ranges that types alone cannot express."""
+    source = config.source
+    _names(config.variants, "variants", source, ALL_VARIANTS)
+    _names(config.devices, "devices", source)
+    if config.baseline_runs < 1:
+        raise UserError(f"{source}: nightly.baseline_runs = {config.baseline_runs} must be at least 1")
+    for key in ("pipeline", "reports_dir"):
+        if not getattr(config, key):
+            raise UserError(f"{source}: nightly.{key} must not be empty")
+    return dataclasses.replace(config, rules=_rules(config.rules, source))
+
+
+def _settings(table: Any, path: Path) -> dict[str, Any]:
+    """The [nightly] table, refusing keys that are not settings (rules have their own tables)."""
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: 'nightly' must be a [nightly] table")
+    settings = [f.name for f in dataclasses.fields(NightlyConfig) if f.name not in ("rules", "source")]
+    unknown = sorted(set(table) - set(settings))
+    if unknown:
+        raise UserError(f"{path}: nightly: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(settings))})")
+    return table
+
+
+def load_nightly_config(path: str | Path) -> NightlyConfig:
+    """Read and check a nightly TOML file: a [nightly] table and [rules.<metric>] tables."""
+    path = Path(path)
+    raw = read_toml(path, "nightly config", DEFAULT_CONFIG)
+    unknown = sorted(set(raw) - {"nightly", "rules"})
+    if unknown:
+        raise UserError(f"{path}: unknown section [{unknown[0]}] (valid sections: nightly, rules.<metric>)")
+    rules = raw.get("rules", {})
+    if not isinstance(rules, dict):
+        raise UserError(f"{path}: 'rules' must hold [rules.<metric>] tables")
+    config = section_from_dict(NightlyConfig, _settings(raw.get("nightly", {}), path), f"{path}: nightly")
+    return validate(dataclasses.replace(config, rules=rules, source=str(path)))
+
+
+def with_overrides(config: NightlyConfig, **overrides: Any) -> NightlyConfig:
+    """The config with command-line values (those that are not None) in place of the file's."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return validate(dataclasses.replace(config, **given)) if given else config

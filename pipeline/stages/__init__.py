@@ -1,1 +1,0 @@
-"""Training stages: each a `run(ctx) -> StageOutput` from earlier artifacts to its own (see pipeline/runner.py)."""

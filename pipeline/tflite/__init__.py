@@ -1,0 +1,1 @@
+"""TFLite files: conversion, evaluation through LiteRT, verification, and the one graph reader."""

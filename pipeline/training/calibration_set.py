@@ -1,0 +1,64 @@
+"""Representative samples for int8 calibration, drawn reproducibly from the training split.
+
+The file holds raw uint8 images; the converter applies the model's preprocessing. Images
+come from the training split only (never validation or test), stratified by class, with a
+fixed seed, so `make calibration` rewrites the committed file byte for byte.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.artifacts import sha256_file, write_json
+from pipeline.core.npz import save_npz
+from pipeline.errors import UserError
+from pipeline.training.config import PipelineConfig
+from pipeline.training.datasets import load_dataset, split_indices
+
+CALIBRATION_SEED = 20261126
+PER_CLASS = 50
+
+
+def draw_calibration(config: PipelineConfig, per_class: int = PER_CLASS, seed: int = CALIBRATION_SEED) -> dict:
+    """Pick `per_class` training-split images of every class; return arrays and provenance."""
+    data_config = config.data.__class__(**{**config.section("data"), "train_limit": 0, "test_limit": 0})
+    dataset = load_dataset(data_config, config.source)
+    train_idx, _ = split_indices(len(dataset.train_images), config.data.validation_size, config.run.seed)
+    rng = np.random.default_rng(seed)
+    labels = dataset.train_labels[train_idx]
+    chosen = np.sort(np.concatenate([
+        rng.choice(train_idx[labels == cls], size=per_class, replace=False) for cls in np.unique(labels)]))
+    provenance = {
+        "source_files": {str(path): sha256_file(path) for path in dataset.source_files},
+        "split": f"training split of run seed {config.run.seed} with validation_size {config.data.validation_size}",
+        "seed": seed,
+        "per_class": per_class,
+        "count": int(len(chosen)),
+        "indices": chosen.tolist(),
+        "preprocessing": "none: raw uint8 NHWC pixels; the converter applies the model's x * scale + offset",
+        "command": "make calibration",
+    }
+    return {"images": dataset.train_images[chosen], "labels": dataset.train_labels[chosen], "provenance": provenance}
+
+
+def write_calibration(config: PipelineConfig) -> Path:
+    path = Path(config.convert.calibration)
+    drawn = draw_calibration(config)
+    save_npz(path, images=drawn["images"], labels=drawn["labels"], indices=np.asarray(drawn["provenance"]["indices"]))
+    write_json(path.with_suffix(".json"), drawn["provenance"])
+    return path
+
+
+def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The calibration images, checked against the model's input shape."""
+    if not path.is_file():
+        raise UserError(f"calibration file {path} not found; create it with `make calibration` "
+                        f"(or set convert.calibration in the config)")
+    with np.load(path) as data:
+        images = data["images"]
+    if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(input_shape):
+        raise UserError(f"calibration file {path} holds {images.dtype} images of shape {tuple(images.shape[1:])}, "
+                        f"the model expects uint8 {tuple(input_shape)}; regenerate it with "
+                        f"`python -m pipeline calibration --config <your config>`")
+    return images

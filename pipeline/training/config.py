@@ -1,0 +1,155 @@
+"""Pipeline configuration: TOML files checked against typed dataclasses.
+
+Each stage has its own section, so a stage's cache key depends only on the settings it
+reads. Unknown keys, wrong types and out-of-range values are refused with the file and
+key named, before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
+from pipeline.core.toml_config import choice, in_range, read_toml, section_from_dict
+from pipeline.errors import UserError
+
+DEFAULT_DATASET = "/usr/share/datasets/fashion-mnist"
+MODEL_NAMES = ("resnet8", "ds_cnn")
+PRETRAIN_METHODS = ("simclr", "rotation", "none")
+QUANTIZE_METHODS = ("pqat", "qat", "ptq")
+DATA_FORMATS = ("idx", "cifar10")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = DEFAULT_RUN
+    seed: int = 1234
+    build_dir: str = DEFAULT_BUILD_DIR
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str = "idx"
+    path: str = DEFAULT_DATASET
+    validation_size: int = 5000  # images carved from the training split, never trained on
+    train_limit: int = 0  # 0 = all; small values make tiny test runs
+    test_limit: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "resnet8"
+    width: float = 1.0  # filter multiplier
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    method: str = "simclr"
+    epochs: int = 5
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    temperature: float = 0.2  # NT-Xent temperature
+    projection_dim: int = 64
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    label_fraction: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    augment: bool = True
+    scratch_baseline: bool = True  # also train the same recipe from random weights
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    target_sparsity: float = 0.5
+    epochs: int = 4
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    frequency: int = 20  # prune every N steps; TF-MOT's default 100 is too coarse for short runs
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    method: str = "pqat"
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    calibration: str = "calibration_data/fashion_mnist_train_500.npz"
+    eval_samples: int = 200  # labelled test images shipped with the model for on-device checks
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    source: str = "<defaults>"  # the file it was read from, for error messages
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as a plain dict (what a stage's cache key hashes)."""
+        return dataclasses.asdict(getattr(self, name))
+
+
+def validate(config: PipelineConfig) -> PipelineConfig:
+    """Range and choice checks that types alone cannot express."""
+    src = config.source
+    choice(config.data.format, DATA_FORMATS, f"{src}: data.format")
+    choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
+    choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
+    choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
+    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction", low_open=True, high_open=False)
+    in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
+    positive = {
+        "model.width": config.model.width,
+        "pretrain.batch_size": config.pretrain.batch_size,
+        "pretrain.learning_rate": config.pretrain.learning_rate,
+        "pretrain.temperature": config.pretrain.temperature,
+        "finetune.epochs": config.finetune.epochs,
+        "finetune.batch_size": config.finetune.batch_size,
+        "prune.batch_size": config.prune.batch_size,
+        "prune.frequency": config.prune.frequency,
+        "quantize.batch_size": config.quantize.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"{src}: {key} = {value!r} must be greater than 0")
+    for key in ("pretrain.epochs", "prune.epochs", "quantize.epochs", "data.validation_size",
+                "data.train_limit", "data.test_limit", "convert.eval_samples"):
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < 0:
+            raise UserError(f"{src}: {key} must not be negative")
+    if not config.run.name or "/" in config.run.name:
+        raise UserError(f"{src}: run.name = {config.run.name!r} must be a non-empty name without '/'")
+    return config
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline TOML file."""
+    path = Path(path)
+    raw = read_toml(path)
+    hints = typing.get_type_hints(PipelineConfig)
+    sections = {f.name for f in dataclasses.fields(PipelineConfig)} - {"source"}
+    unknown = sorted(set(raw) - sections)
+    if unknown:
+        raise UserError(f"{path}: unknown section [{unknown[0]}] (valid sections: {', '.join(sorted(sections))})")
+    values: dict[str, Any] = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{path}: '{name}' must be a [section] table")
+        values[name] = section_from_dict(hints[name], table, f"{path}: {name}")
+    return validate(PipelineConfig(**values, source=str(path)))

@@ -1,0 +1,93 @@
+"""Shared training plumbing: tf.data input pipelines, a progress bar, seeding, evaluation."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core.preprocessing import to_float
+from pipeline.core.tf_env import keras, tf
+from pipeline.training.augment import FINETUNE_STRENGTH, augment
+
+EVAL_BATCH = 512
+
+
+def seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+
+
+def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
+    """Shuffled, batched (float image, label) pairs; light augmentation when asked."""
+    ds = tf.data.Dataset.from_tensor_slices((to_float(images), labels))
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if augmented:
+        ds = ds.map(lambda x, y: (augment(x, FINETUNE_STRENGTH), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
+
+    def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
+        super().__init__()
+        self.description = description
+        self.total = epochs * steps_per_epoch
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.bar: tqdm | None = None
+        self.started = 0.0
+        self.images_per_second = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.bar = tqdm(total=self.total, desc=self.description, unit="step", file=sys.stderr, leave=False,
+                        dynamic_ncols=True, mininterval=1.0)
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs:
+            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **{k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+
+    def on_train_end(self, logs=None):
+        elapsed = time.perf_counter() - self.started
+        self.images_per_second = self.bar.n * self.batch_size / max(elapsed, 1e-9)
+        self.bar.close()
+
+
+def fit(model: keras.Model, dataset: tf.data.Dataset, epochs: int, steps_per_epoch: int, batch_size: int,
+        description: str, callbacks: list | None = None) -> float:
+    """Train with a progress bar; return the training throughput in images per second."""
+    progress = ProgressBar(description, epochs, steps_per_epoch, batch_size)
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[progress, *(callbacks or [])])
+    return progress.images_per_second
+
+
+def keras_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of a Keras classifier (logits output) on uint8 images."""
+    logits = model.predict(to_float(images), batch_size=EVAL_BATCH, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: int) -> None:
+    """Adam with cosine decay and sparse cross-entropy on logits: one recipe for every stage."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(decay_steps, 1))
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def train_on_labels(model: keras.Model, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
+                    learning_rate: float, seed: int, augmented: bool, description: str,
+                    callbacks: list | None = None) -> float:
+    """The one supervised recipe of fine-tuning, pruning and QAT: compile, batch, fit; images per second."""
+    steps = -(-len(images) // batch_size)
+    compile_classifier(model, learning_rate, epochs * steps)
+    dataset = labeled_dataset(images, labels, batch_size, seed, augmented)
+    return fit(model, dataset, epochs, steps, batch_size, description, callbacks)

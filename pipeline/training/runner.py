@@ -1,0 +1,181 @@
+"""Runs the training stages in order, skipping those whose inputs and config are unchanged.
+
+A stage's cache key hashes its config sections, the sha256 of every input artifact and
+the source of the stage's module. A stage is re-run when its key changes or one of its
+recorded outputs is missing or altered; a re-run changes its outputs' hashes, so the
+stages after it re-run too, and only those.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.artifacts import (
+    MANIFEST_NAME,
+    Manifest,
+    atomic_dir,
+    file_record,
+    remove_stale_temporaries,
+    sha256_file,
+    sha256_json,
+)
+from pipeline.errors import UserError
+from pipeline.training.config import PipelineConfig
+from pipeline.training.stage_io import StageContext, StageOutput
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    module: str  # exposes run(ctx) -> StageOutput
+    sections: tuple[str, ...]  # config sections the stage reads
+    inputs: tuple[str, ...]  # earlier stages whose outputs it reads
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("data", "pipeline.training.stages.data", ("run", "data"), ()),
+    StageSpec("pretrain", "pipeline.training.stages.pretrain", ("run", "model", "pretrain"), ("data",)),
+    StageSpec("finetune", "pipeline.training.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain")),
+    StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "prune"), ("data", "finetune")),
+    StageSpec("quantize", "pipeline.training.stages.quantize", ("run", "finetune", "quantize"), ("data", "prune")),
+    StageSpec("convert", "pipeline.training.stages.convert", ("convert",), ("data", "finetune", "prune", "quantize")),
+)
+STAGE_NAMES = [spec.name for spec in STAGES]
+LOCATION_FIELDS = ("name", "build_dir")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
+# Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed
+# themselves, so editing these files must not invalidate every cached stage.
+PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors", "pipeline.core.artifacts",
+                    "pipeline.training.stage_io")
+
+
+def run_dir_for(config: PipelineConfig) -> Path:
+    return Path(config.run.build_dir) / config.run.name
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of a project module, found without importing it (imports load TensorFlow)."""
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _code_files(module: str) -> list[Path]:
+    """The stage's module and every project module it imports, directly or not: its code version."""
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                pending += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names]
+    return sorted(path for name, path in seen.items()
+                  if name.split(".")[0] in PROJECT_PACKAGES and name not in PLUMBING_MODULES)
+
+
+def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
+    code = {str(path.relative_to(PROJECT_ROOT)): sha256_file(path) for path in _code_files(spec.module)}
+    inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
+    sections = {name: config.section(name) for name in spec.sections}
+    for field in LOCATION_FIELDS:  # where a run is stored does not change what it computes
+        sections.get("run", {}).pop(field, None)
+    return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": code})
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_stages(
+    config: PipelineConfig, until: str | None = None, force: bool = False, log: Callable[[str], None] = _log
+) -> Manifest:
+    """Run the stages up to and including `until` (default: all); return the updated manifest."""
+    if until is not None and until not in STAGE_NAMES:
+        raise UserError(f"unknown stage '{until}'; choose one of: {', '.join(STAGE_NAMES)}")
+    run_dir = run_dir_for(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)
+    manifest = Manifest(run_dir)
+    manifest.data["run"] = config.run.name
+    manifest.data["config_path"] = config.source
+    last = STAGE_NAMES.index(until) if until else len(STAGES) - 1
+    for index, spec in enumerate(STAGES[: last + 1]):
+        step = f"[{index + 1}/{len(STAGES)}] {spec.name:<9}"
+        key = _cache_key(spec, config, manifest)
+        record = manifest.stage(spec.name)
+        if not force and record and record.get("cache_key") == key and manifest.outputs_intact(spec.name):
+            log(f"{step} cached   ({record['wall_s']:.1f}s when run)")
+            continue
+        reused = None if force else _reuse_from_other_run(spec, key, config, run_dir)
+        if reused:
+            record, source = reused
+            log(f"{step} cached   (from run '{source}', {record['wall_s']:.1f}s when run)")
+        else:
+            log(f"{step} running")
+            record = _execute(spec, key, config, manifest)
+            log(f"{step} done     ({record['wall_s']:.1f}s)")
+        manifest.set_stage(spec.name, record, STAGE_NAMES)
+    return manifest
+
+
+def _execute(spec: StageSpec, key: str, config: PipelineConfig, manifest: Manifest) -> dict[str, Any]:
+    """Run one stage into a temporary folder, rename it into place, and return its record."""
+    started = time.perf_counter()
+    module = importlib.import_module(spec.module)
+    final_dir = manifest.run_dir / spec.name
+    with atomic_dir(final_dir) as tmp_dir:
+        output: StageOutput = module.run(StageContext(config, manifest.run_dir, tmp_dir, manifest))
+        relative = {name: path.relative_to(tmp_dir) for name, path in output.artifacts.items()}
+    inputs = {
+        f"{stage}.{name}": {"path": out["path"], "sha256": out["sha256"]}
+        for stage in spec.inputs
+        for name, out in manifest.stage(stage)["outputs"].items()
+    }
+    return {
+        "config": {name: config.section(name) for name in spec.sections},
+        "inputs": inputs,
+        "outputs": {name: file_record(final_dir / rel, manifest.run_dir) for name, rel in relative.items()},
+        "metrics": output.metrics,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "cache_key": key,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **output.extra,
+    }
+
+
+def _reuse_from_other_run(
+    spec: StageSpec, key: str, config: PipelineConfig, run_dir: Path
+) -> tuple[dict[str, Any], str] | None:
+    """Copy a stage another run in the same build folder already computed with the same key.
+
+    Runs that differ only in later stages (say, label fractions) then share one pretraining.
+    """
+    for other_manifest_path in sorted(run_dir.parent.glob(f"*/{MANIFEST_NAME}")):
+        if other_manifest_path.parent == run_dir:
+            continue
+        other = Manifest(other_manifest_path.parent)
+        record = other.stage(spec.name)
+        if not record or record.get("cache_key") != key or not other.outputs_intact(spec.name):
+            continue
+        with atomic_dir(run_dir / spec.name) as tmp_dir:
+            shutil.copytree(other.run_dir / spec.name, tmp_dir, dirs_exist_ok=True)
+        copied = {**record, "config": {name: config.section(name) for name in spec.sections},
+                  "copied_from": other.data.get("run", other.run_dir.name)}
+        return copied, copied["copied_from"]
+    return None

@@ -1,0 +1,67 @@
+"""Stage 2: self-supervised pretraining of the encoder on the unlabeled training images.
+
+The encoder is the classifier's own layers up to global pooling, so its weights load by
+layer name into the flat classifier that fine-tuning builds (TF-MOT refuses nested models).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from models import build_classifier, encoder_of
+from pipeline.core.preprocessing import to_float
+from pipeline.core.tf_env import keras, tf
+from pipeline.errors import UserError
+from pipeline.training.fit import seed_everything
+from pipeline.training.ssl import rotation, simclr
+from pipeline.training.stage_io import StageContext, StageOutput
+from pipeline.training.stages.data import load_run_data
+
+
+def _train(step, images: np.ndarray, epochs: int, batch_size: int, seed: int) -> tuple[float, float]:
+    """Run `step` over shuffled batches; return (last epoch's mean loss, images per second)."""
+    dataset = (tf.data.Dataset.from_tensor_slices(to_float(images))
+               .shuffle(len(images), seed=seed).batch(batch_size, drop_remainder=True).prefetch(2))
+    steps = len(images) // batch_size
+    started, epoch_loss = time.perf_counter(), float("nan")
+    with tqdm(total=epochs * steps, desc="pretrain", unit="step", file=sys.stderr, leave=False, mininterval=1.0) as bar:
+        for epoch in range(epochs):
+            losses = []
+            for batch in dataset:
+                losses.append(float(step(batch)))
+                bar.update(1)
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{losses[-1]:.3f}", refresh=False)
+            epoch_loss = float(np.mean(losses))
+    return epoch_loss, epochs * steps * batch_size / max(time.perf_counter() - started, 1e-9)
+
+
+def run(ctx: StageContext) -> StageOutput:
+    cfg = ctx.config.pretrain
+    if cfg.method == "none":
+        return StageOutput({}, {"pretrain_method": "none"})
+    seed_everything(ctx.config.run.seed)
+    data = load_run_data(ctx)
+    classifier = build_classifier(ctx.config.model.name, data.dataset.input_shape, data.dataset.num_classes,
+                                  ctx.config.model.width)
+    encoder = encoder_of(classifier)
+    feature_dim = encoder.output_shape[-1]
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    if cfg.method == "simclr":
+        head = simclr.projection_head(feature_dim, cfg.projection_dim)
+        step = simclr.make_train_step(encoder, head, optimizer, cfg.temperature)
+    else:
+        head = rotation.rotation_head(feature_dim)
+        step = rotation.make_train_step(encoder, head, optimizer)
+    images = data.train_images
+    if len(images) < cfg.batch_size:
+        raise UserError(f"{ctx.config.source}: pretrain.batch_size = {cfg.batch_size} is larger than the "
+                        f"{len(images)} training images; lower it")
+    loss, throughput = _train(step, images, cfg.epochs, cfg.batch_size, ctx.config.run.seed)
+    encoder_path = ctx.out_dir / "encoder.h5"
+    encoder.save_weights(encoder_path)
+    metrics = {"pretrain_method": cfg.method, "pretrain_loss": round(loss, 4),
+               "pretrain_images_per_s": round(throughput, 1)}
+    return StageOutput({"encoder": encoder_path}, metrics)

@@ -1,0 +1,51 @@
+"""Stage 5: quantization-aware training (PQAT or plain QAT), or nothing for PTQ.
+
+PQAT (Default8BitPrunePreserveQuantizeScheme) keeps the pruned zeros while the model learns
+to live with int8 weights and activations; plain QAT may refill them. PTQ passes the
+pruned float model through and leaves all quantization to the converter.
+"""
+from __future__ import annotations
+
+import shutil
+
+from pipeline.core.tf_env import keras, tfmot
+from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.stage_io import StageContext, StageOutput
+from pipeline.training.stages.data import load_run_data
+
+
+def quantize_aware(model: keras.Model, method: str) -> keras.Model:
+    """Wrap a flat float model for QAT with the scheme `method` names."""
+    annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+    if method == "pqat":
+        return tfmot.quantization.keras.quantize_apply(
+            annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
+    return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def load_quantized(path) -> keras.Model:
+    """Load this stage's output (QAT models need TF-MOT's custom objects in scope)."""
+    with tfmot.quantization.keras.quantize_scope():
+        return keras.models.load_model(path, compile=False)
+
+
+def run(ctx: StageContext) -> StageOutput:
+    cfg = ctx.config.quantize
+    out_path = ctx.out_dir / "model.h5"
+    if cfg.method == "ptq":
+        shutil.copyfile(ctx.input("prune", "pruned"), out_path)
+        return StageOutput({"quantize_ready": out_path}, {"quantize_method": "ptq"})
+    seed_everything(ctx.config.run.seed)
+    data = load_run_data(ctx)
+    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    model = quantize_aware(keras.models.load_model(ctx.input("prune", "pruned"), compile=False), cfg.method)
+    throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                 augmented=ctx.config.finetune.augment, description=cfg.method)
+    model.save(out_path, include_optimizer=False)
+    metrics = {
+        "quantize_method": cfg.method,
+        "qat_val_accuracy": keras_accuracy(model, data.val_images, data.val_labels),
+        "quantize_images_per_s": round(throughput, 1),
+    }
+    return StageOutput({"quantize_ready": out_path}, metrics)
