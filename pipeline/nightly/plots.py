@@ -64,7 +64,7 @@ def latency_trend(trend: Trend, current_run: int) -> str:
 
 def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
     axes.scatter(xs, ys, **style)
-    for x, y, name in zip(xs, ys, names):
+    for x, y, name in zip(xs, ys, names, strict=True):
         axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 

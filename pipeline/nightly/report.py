@@ -19,9 +19,9 @@ TREND_RUNS = 30  # latency points per trend plot: this run and the ones before i
 VERDICT_REGRESSION, VERDICT_OK, VERDICT_FAILED = "regression", "ok", "failed"
 RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "finished_at", "git_commit", "config_path", "host")
 VARIANT_FIELDS = ("name", "sha256", "bytes", "gzip_bytes", "sparsity", "float_accuracy", "int8_accuracy")
-RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes", "latency_median_ms", "latency_p90_ms",
-                 "latency_p99_ms", "throughput_ips", "accuracy", "energy_meter", "energy_mj_per_inference",
-                 "peak_rss_mb", "throttled")
+RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes",
+                 "latency_median_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "accuracy",
+                 "energy_meter", "energy_mj_per_inference", "peak_rss_mb", "throttled")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ def build_report(store: ResultsStore, run_id: int, *, devices: list[str], findin
     series = list(dict.fromkeys(Series(r["variant"], r["device"], r["runtime"]) for r in results))
     trends = [_trend(store, s, run_id, latency.get((s.variant, s.device, s.runtime))) for s in series]
     order = list(VARIANT_ORDER)  # float, ptq_int8, pqat_int8
-    variants = sorted(store.variants(run_id), key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
+    variants = sorted(store.variants(run_id),
+                      key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
     return NightlyReport(run=_pick(store.run(run_id), RUN_FIELDS), error=error, devices=list(devices),
                          variants=[_pick(v, VARIANT_FIELDS) for v in variants], results=results,
                          findings=list(findings), failures=list(failures), trends=trends)

@@ -127,7 +127,8 @@ def _verdict(worse: bool, better: bool) -> str:
     return REGRESSION if worse else IMPROVEMENT if better else UNCHANGED
 
 
-def _sample_test(baseline: Sequence[Observation], current: Observation, rule: Rule) -> tuple[np.ndarray, np.ndarray] | None:
+def _sample_test(baseline: Sequence[Observation], current: Observation,
+                 rule: Rule) -> tuple[np.ndarray, np.ndarray] | None:
     """Pooled baseline samples and current samples, when the rule tests and every side has samples."""
     if rule.alpha is None or current.samples is None or any(o.samples is None for o in baseline):
         return None

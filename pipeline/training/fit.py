@@ -18,7 +18,8 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
+def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                    augmented: bool) -> tf.data.Dataset:
     """Shuffled, batched (float image, label) pairs; light augmentation when asked."""
     ds = tf.data.Dataset.from_tensor_slices((to_float(images), labels))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -51,7 +52,8 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
         if logs:
-            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **{k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+            metrics = {name: f"{value:.3f}" for name, value in logs.items()}
+            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **metrics, refresh=False)
 
     def on_train_end(self, logs=None):
         elapsed = time.perf_counter() - self.started

@@ -53,8 +53,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
 # Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed
 # themselves, so editing these files must not invalidate every cached stage.
-PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors", "pipeline.core.artifacts",
-                    "pipeline.training.stage_io")
+PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors",
+                    "pipeline.core.artifacts", "pipeline.training.stage_io")
 
 
 def run_dir_for(config: PipelineConfig) -> Path:
