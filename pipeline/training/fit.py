@@ -31,13 +31,13 @@ def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, see
 class ProgressBar(keras.callbacks.Callback):
     """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
 
+    bar: tqdm  # opened by on_train_begin, closed by on_train_end
     def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
         super().__init__()
         self.description = description
         self.total = epochs * steps_per_epoch
         self.epochs = epochs
         self.batch_size = batch_size
-        self.bar: tqdm | None = None
         self.started = 0.0
         self.images_per_second = 0.0
 
