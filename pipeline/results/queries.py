@@ -62,7 +62,8 @@ def list_results(db: Database, *, device: str | None = None, variant: str | None
                  since: str | None = None, until: str | None = None, run_id: int | None = None,
                  statuses: Sequence[str] = (COMPLETE,), limit: int | None = None) -> list[Row]:
     """Benchmark results with their run and device, oldest run first; times are normalised UTC text."""
-    clauses, params = [f"r.status IN ({_placeholders(statuses)})"], list(statuses)
+    clauses = [f"r.status IN ({_placeholders(statuses)})"]
+    params: list[Any] = list(statuses)
     for clause, value in (("d.name = ?", device), ("b.variant = ?", variant), ("r.started_at >= ?", since),
                           ("r.started_at <= ?", until), ("r.id = ?", run_id)):
         if value is not None:

@@ -138,7 +138,7 @@ def _sample_test(baseline: Sequence[Observation], current: Observation,
 def compare(metric: str, baseline: Sequence[Observation], current: Observation, rule: Rule) -> Comparison:
     """Judge `current` against `baseline` with `rule` (see the module docstring)."""
     runs = tuple(o.run_id for o in baseline)
-    fields = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
+    fields: dict[str, Any] = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
                   current_throttled=current.throttled, rule=rule)
     if not baseline or current.value is None:
         return Comparison(direction=NO_BASELINE, current=current.value, baseline=None, change=None, ratio=None,
