@@ -6,9 +6,11 @@ the findings come from `check_run`, the only place that judges a change.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.errors import UserError
 from pipeline.results import Finding, ResultsStore, Series
 from pipeline.results.manifest import VARIANTS as VARIANT_ORDER
 from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, REGRESSION
@@ -118,8 +120,11 @@ def _result_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_report(store: ResultsStore, run_id: int, *, devices: list[str], findings: list[Finding],
-                 failures: list[Failure] = (), error: str | None = None) -> NightlyReport:
+                 failures: Sequence[Failure] = (), error: str | None = None) -> NightlyReport:
     """The report of one run from what the store holds for it."""
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"run {run_id} does not exist in {store.db.url}")
     rows = store.results(run_id=run_id, statuses=(COMPLETE, RUNNING, FAILED))
     results = [_result_row(row) for row in rows]
     latency = {(f.series.variant, f.series.device, f.series.runtime): f for f in findings
@@ -129,6 +134,6 @@ def build_report(store: ResultsStore, run_id: int, *, devices: list[str], findin
     order = list(VARIANT_ORDER)  # float, ptq_int8, pqat_int8
     variants = sorted(store.variants(run_id),
                       key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
-    return NightlyReport(run=_pick(store.run(run_id), RUN_FIELDS), error=error, devices=list(devices),
+    return NightlyReport(run=_pick(run, RUN_FIELDS), error=error, devices=list(devices),
                          variants=[_pick(v, VARIANT_FIELDS) for v in variants], results=results,
                          findings=list(findings), failures=list(failures), trends=trends)
