@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.errors import UserError
 from pipeline.nightly import publish as publish_module
 from pipeline.nightly.publish import PUBLISHERS, publish
 from pipeline.nightly.report import Failure, build_report
@@ -204,3 +205,9 @@ def test_a_publisher_that_fails_leaves_the_previous_report_whole(tmp_path: Path,
         publish(report, tmp_path / "reports")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in (tmp_path / "reports").iterdir()] == [folder.name]
+
+
+def test_a_report_for_a_run_the_store_does_not_hold_is_a_clear_error(tmp_path: Path) -> None:
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        with pytest.raises(UserError, match="run 7 does not exist in"):
+            build_report(store, 7, devices=[UNMETERED], findings=[])

@@ -92,8 +92,8 @@ class NightlyJob:
         if trained is not None:
             self._record(*trained)
         findings = []
-        run = self.store.run(self.run_id)
-        if run is not None and run["status"] == COMPLETE:
+        run_row = self.store.run(self.run_id)
+        if run_row is not None and run_row["status"] == COMPLETE:
             findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
                                  baseline_runs=self.config.baseline_runs)
         report = build_report(self.store, self.run_id, devices=[p.name for p in self.profiles],

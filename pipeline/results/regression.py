@@ -139,7 +139,7 @@ def compare(metric: str, baseline: Sequence[Observation], current: Observation, 
     """Judge `current` against `baseline` with `rule` (see the module docstring)."""
     runs = tuple(o.run_id for o in baseline)
     fields: dict[str, Any] = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
-                  current_throttled=current.throttled, rule=rule)
+                                  current_throttled=current.throttled, rule=rule)
     if not baseline or current.value is None:
         return Comparison(direction=NO_BASELINE, current=current.value, baseline=None, change=None, ratio=None,
                           p_value=None, baseline_iqr=None, baseline_spread=None, test="none", **fields)

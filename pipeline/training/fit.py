@@ -32,6 +32,7 @@ class ProgressBar(keras.callbacks.Callback):
     """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
 
     bar: tqdm  # opened by on_train_begin, closed by on_train_end
+
     def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
         super().__init__()
         self.description = description
