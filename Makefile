@@ -14,12 +14,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 # CI runs the slow end-to-end tests too; a developer's `make test` stays lean.
 PYTEST_MARKERS := $(if $(CI),-m "slow or not slow",)
 
-.PHONY: .debian-packages help setup demo test test-all calibration bench-pipeline clean \
+.PHONY: .debian-packages help setup demo lint test test-all calibration bench-pipeline clean \
         $(foreach s,data pretrain finetune prune quantize convert,stage-$(s))
 
 help:
 	@echo "make demo            train, compress and convert the demo model (configs/demo.toml)"
-	@echo "make test            run the test suite (CI=true adds the slow end-to-end tests)"
+	@echo "make lint            ruff and mypy on the code (configured in pyproject.toml)"
+	@echo "make test            lint, then run the test suite (CI=true adds the slow end-to-end tests)"
 	@echo "make test-all        run every test, slow ones included"
 	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
@@ -49,7 +50,14 @@ demo: setup
 stage-%: setup
 	$(VPY) -m pipeline $* --config $(CONFIG)
 
-test: setup .venv-tflite214/.installed
+# ruff on the code and its tests; mypy on the packages (pyproject.toml says which untyped libraries are Any).
+LINT_PACKAGES := pipeline device_agents models
+lint: setup
+	$(VPY) -m ruff check $(LINT_PACKAGES) tests
+	$(VPY) -m mypy $(LINT_PACKAGES)
+
+# Lint first: a tree that does not pass lint does not get to the (minutes-long) tests.
+test: lint .venv-tflite214/.installed
 	$(VPY) -m pytest $(PYTEST_MARKERS)
 
 test-all: setup .venv-tflite214/.installed

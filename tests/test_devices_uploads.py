@@ -36,7 +36,7 @@ def test_first_upload_sends_then_cache_hits_send_nothing(ssh_host, known_hosts, 
         second = upload_files(connection, payloads)
     assert [upload.bytes_sent for upload in first] == [path.stat().st_size for path in payloads]
     assert [upload.bytes_sent for upload in second] == [0, 0]
-    for upload, path in zip(first, payloads):
+    for upload, path in zip(first, payloads, strict=True):
         assert upload.remote == f"{workdir}/{CACHE_DIR}/{sha256_file(path)}{path.suffix}"
         assert sha256_file(upload.remote) == sha256_file(path)
     assert sorted(p.name for p in (workdir / CACHE_DIR).iterdir()) == sorted(Path(u.remote).name for u in first)

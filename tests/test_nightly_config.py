@@ -72,7 +72,8 @@ def test_the_command_refuses_bad_input_with_exit_2_before_recording_anything(tmp
     unknown_device = run_cli("nightly", "--config", str(REPO / "configs" / "nightly.toml"), "--device", "nosuch",
                              "--db", str(tmp_path / "r.db"), "--reports", str(tmp_path / "reports"))
     assert (missing.returncode, bad.returncode, unknown_device.returncode) == (2, 2, 2)
-    assert missing.stderr == f"error: nightly config {tmp_path / 'nope.toml'} does not exist (try configs/nightly.toml)\n"
+    assert missing.stderr == (f"error: nightly config {tmp_path / 'nope.toml'} does not exist "
+                              "(try configs/nightly.toml)\n")
     assert bad.stderr == f"error: {path}: nightly.baseline_runs must be int, got str '5'\n"
     assert unknown_device.stderr.startswith("error: unknown device 'nosuch'") and unknown_device.stderr.count("\n") == 1
     assert not (tmp_path / "r.db").exists() and not (tmp_path / "reports").exists()

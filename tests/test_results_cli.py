@@ -48,7 +48,8 @@ def test_table_lists_complete_runs_with_units_and_throttle_marks(results_url: st
 
 def test_json_filters_by_device_and_dates_and_all_shows_failed_runs(results_url: str, capsys) -> None:
     ids = _populate(results_url)
-    code, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json", "--device", "pi5", "--since", "2025-03-02")
+    code, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json",
+                            "--device", "pi5", "--since", "2025-03-02")
     [row] = json.loads(out)
     assert code == 0 and row["run_id"] == ids["n2"] and row["latency_median_ms"] == 20.0 and row["throttled"] is False
     _, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json", "--until", "2025-03-01")

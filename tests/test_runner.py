@@ -94,5 +94,6 @@ def test_code_version_follows_imports_but_not_unrelated_modules():
     from pipeline.training.runner import _code_files
 
     names = {path.name for path in _code_files("pipeline.training.stages.convert")}
-    assert {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"} <= names
+    expected = {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"}
+    assert expected <= names
     assert not {"summary.py", "runner.py", "cli.py", "config.py", "toml_config.py", "artifacts.py"} & names

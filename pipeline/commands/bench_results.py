@@ -58,7 +58,7 @@ def _run_documents(rng: np.random.Generator, run_index: int, samples: int) -> It
                 level = 5.0 + 7.0 * d + 3.0 * v
                 yield variant, benchmark_document(
                     device=device, model_sha256=f"{v:02x}" * 32, runtime=runtime, delegate=delegate, threads=THREADS,
-                    samples=level * np.exp(rng.normal(0, 0.05, samples)), accuracy=0.9, run=f"n{run_index}")
+                    samples=(level * np.exp(rng.normal(0, 0.05, samples))).tolist(), accuracy=0.9, run=f"n{run_index}")
 
 
 def insert_runs(store: ResultsStore, count: int, samples: int, timings: Timings) -> list[int]:

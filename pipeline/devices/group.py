@@ -59,7 +59,7 @@ class Group:
             return GroupResult()
         with ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="device") as pool:
             outcomes = list(pool.map(guarded, self.connections))
-        return GroupResult(zip((connection.name for connection in self.connections), outcomes))
+        return GroupResult(zip((connection.name for connection in self.connections), outcomes, strict=True))
 
     def run(self, command: str, timeout: float | None = None) -> GroupResult:
         """The same shell command on every device."""

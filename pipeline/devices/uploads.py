@@ -85,7 +85,7 @@ def upload_files(connection: Connection, files: list[Path]) -> list[Upload]:
     finals = [f"{cache_dir(connection)}/{digest}{local.suffix}" for local, digest in wanted]
     cached = cached_hashes(connection, finals)
     uploads = []
-    for (local, digest), final in zip(wanted, finals):
+    for (local, digest), final in zip(wanted, finals, strict=True):
         bytes_sent = 0
         if cached.get(final) != digest:
             if final in cached:

@@ -189,7 +189,7 @@ def _model_notes(placed: list[OpVerdict], subgraph_count: int) -> list[str]:
     if subgraph_count > 1:
         notes.append(f"the model has {subgraph_count} subgraphs; only the main one is checked "
                      "(ops that call other subgraphs are unsupported)")
-    runtimes = [v.rule.min_runtime for v in placed if v.placement == EDGETPU and v.rule.min_runtime]
+    runtimes = [v.rule.min_runtime for v in placed if v.placement == EDGETPU and v.rule and v.rule.min_runtime]
     if runtimes:
         notes.append(f"needs Edge TPU runtime {max(runtimes)} or newer (see min_runtime per op)")
     return notes

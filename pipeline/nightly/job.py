@@ -80,15 +80,23 @@ class NightlyJob:
         self.config, self.store, self.profiles, self.log = config, store, profiles, log
         self.night = _Night()
 
+    @property
+    def run_id(self) -> int:
+        """The night's run in the store: `_train` or `_record` begins it before anything reads it."""
+        if self.night.run_id is None:
+            raise RuntimeError("the nightly run was read before it was begun in the store")
+        return self.night.run_id
+
     def run(self, pipeline_config: PipelineConfig) -> Outcome:
         trained = self._train(pipeline_config)
         if trained is not None:
             self._record(*trained)
         findings = []
-        if self.store.run(self.night.run_id)["status"] == COMPLETE:
-            findings = check_run(self.store, self.night.run_id, rules=self.config.regression_rules(),
+        run_row = self.store.run(self.run_id)
+        if run_row is not None and run_row["status"] == COMPLETE:
+            findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
                                  baseline_runs=self.config.baseline_runs)
-        report = build_report(self.store, self.night.run_id, devices=[p.name for p in self.profiles],
+        report = build_report(self.store, self.run_id, devices=[p.name for p in self.profiles],
                               findings=findings, failures=self.night.failures, error=self.night.error)
         folder = publish(report, self.config.reports_dir)
         exit_code = {VERDICT_FAILED: EXIT_FAILED, VERDICT_REGRESSION: EXIT_REGRESSION}.get(report.verdict, EXIT_OK)
@@ -128,7 +136,7 @@ class NightlyJob:
     def _finish_failed(self, reason: str) -> None:
         self.night.error = reason
         try:
-            self.store.finish_run(self.night.run_id, FAILED)
+            self.store.finish_run(self.run_id, FAILED)
         except Exception as error:  # noqa: BLE001 - the store itself may be what failed
             self.log(f"could not mark run {self.night.run_id} failed: {error}")
 
@@ -143,7 +151,7 @@ class NightlyJob:
 
     def _store_result(self, device: str, variant: str, document: dict[str, Any]) -> None:
         try:
-            self.store.record_benchmark(self.night.run_id, variant, document, source=f"{variant} on {device}")
+            self.store.record_benchmark(self.run_id, variant, document, source=f"{variant} on {device}")
         except UserError as error:  # a document the store refuses: that benchmark failed, the others stand
             self._fail(device, variant, str(error))
             return

@@ -64,31 +64,30 @@ def latency_trend(trend: Trend, current_run: int) -> str:
 
 def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
     axes.scatter(xs, ys, **style)
-    for x, y, name in zip(xs, ys, names):
+    for x, y, name in zip(xs, ys, names, strict=True):
         axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 
 def tradeoffs(report: NightlyReport, device: str) -> str | None:
     """Top-1 against median latency on `device`, and top-1 against file and gzip size; None if nothing ran."""
-    accuracy = {v["name"]: variant_accuracy(v) for v in report.variants}
+    top1 = {v["name"]: accuracy * 100 for v in report.variants if (accuracy := variant_accuracy(v)) is not None}
     timed = [(r["variant"], r["latency_median_ms"]) for r in report.results
-             if r["device"] == device and accuracy.get(r["variant"]) is not None]
+             if r["device"] == device and r["variant"] in top1]
     if not timed:
         return None
     figure = Figure(figsize=TRADEOFF_SIZE, layout="constrained")
     left, right = figure.subplots(1, 2)
     names = [name for name, _ in timed]
-    _annotated(left, [ms for _, ms in timed], [accuracy[n] * 100 for n in names], names, color=LINE_COLOR)
+    _annotated(left, [ms for _, ms in timed], [top1[n] for n in names], names, color=LINE_COLOR)
     left.set(title=f"top-1 vs median latency on {device}", xlabel="median latency (ms)", ylabel="top-1 (%)")
-    sized = [v for v in report.variants if v["bytes"] and accuracy[v["name"]] is not None]
-    top1 = [accuracy[v["name"]] * 100 for v in sized]
-    _annotated(right, [v["bytes"] / 1024 for v in sized], top1, [v["name"] for v in sized], color=LINE_COLOR,
-               label="file")
+    sized = [v for v in report.variants if v["bytes"] and v["name"] in top1]
+    _annotated(right, [v["bytes"] / 1024 for v in sized], [top1[v["name"]] for v in sized], [v["name"] for v in sized],
+               color=LINE_COLOR, label="file")
     gzipped = [v for v in sized if v["gzip_bytes"]]
-    right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [accuracy[v["name"]] * 100 for v in gzipped],
+    right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [top1[v["name"]] for v in gzipped],
                   marker="s", color=BASELINE_COLOR, label="gzip")
     for v in gzipped:  # a line from each file size to its gzip size: what sparsity saves on the wire
-        right.plot([v["bytes"] / 1024, v["gzip_bytes"] / 1024], [accuracy[v["name"]] * 100] * 2, color="#999",
+        right.plot([v["bytes"] / 1024, v["gzip_bytes"] / 1024], [top1[v["name"]]] * 2, color="#999",
                    linewidth=0.8, zorder=1)
     right.set(title="top-1 vs size", xlabel="size (KiB)", ylabel="top-1 (%)")
     right.legend(fontsize=8)

@@ -92,7 +92,8 @@ class SqliteDatabase:
             self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
             self.connection.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as error:
-            raise UserError(f"cannot open the results database {self.path}: {error}; check the path and its permissions") from error
+            raise UserError(f"cannot open the results database {self.path}: {error}; "
+                            "check the path and its permissions") from error
 
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTransaction]:

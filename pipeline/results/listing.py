@@ -42,5 +42,5 @@ def format_results(rows: Sequence[Row]) -> str:
     lines = []
     for line in cells:
         lines.append("  ".join(cell.rjust(width) if right else cell.ljust(width)
-                               for cell, width, right in zip(line, widths, numeric)).rstrip())
+                               for cell, width, right in zip(line, widths, numeric, strict=True)).rstrip())
     return "\n".join(lines)

@@ -62,7 +62,8 @@ def list_results(db: Database, *, device: str | None = None, variant: str | None
                  since: str | None = None, until: str | None = None, run_id: int | None = None,
                  statuses: Sequence[str] = (COMPLETE,), limit: int | None = None) -> list[Row]:
     """Benchmark results with their run and device, oldest run first; times are normalised UTC text."""
-    clauses, params = [f"r.status IN ({_placeholders(statuses)})"], list(statuses)
+    clauses = [f"r.status IN ({_placeholders(statuses)})"]
+    params: list[Any] = list(statuses)
     for clause, value in (("d.name = ?", device), ("b.variant = ?", variant), ("r.started_at >= ?", since),
                           ("r.started_at <= ?", until), ("r.id = ?", run_id)):
         if value is not None:
@@ -159,15 +160,17 @@ def _variant_history(db: Database, series: Series, metric: str, before_run: int 
 
 def _observation(row: Row) -> Observation:
     samples = unpack_samples(row["samples"])
-    return Observation(run_id=row["run_id"], value=float(row["value"]), samples=None if samples is None else tuple(samples),
+    return Observation(run_id=row["run_id"], value=float(row["value"]),
+                       samples=None if samples is None else tuple(samples),
                        throttled=bool(row["throttled"]), nightly=row["kind"] == NIGHTLY)
 
 
 def run_series(db: Database, run_id: int) -> list[tuple[Series, list[str]]]:
     """Every series a run has results for, with the metrics it measured there."""
     found: list[tuple[Series, list[str]]] = []
-    for row in db.query("SELECT DISTINCT d.name AS device, b.variant AS variant, b.runtime AS runtime FROM benchmarks b "
-                        "JOIN devices d ON d.id = b.device_id WHERE b.run_id = ? ORDER BY 1, 2, 3", (run_id,)):
+    for row in db.query("SELECT DISTINCT d.name AS device, b.variant AS variant, b.runtime AS runtime "
+                        "FROM benchmarks b JOIN devices d ON d.id = b.device_id "
+                        "WHERE b.run_id = ? ORDER BY 1, 2, 3", (run_id,)):
         found.append((Series(row["variant"], row["device"], row["runtime"]), list(BENCHMARK_METRICS)))
     for row in db.query("SELECT name FROM variants WHERE run_id = ? ORDER BY name", (run_id,)):
         found.append((Series(row["name"]), list(VARIANT_METRICS)))

@@ -29,5 +29,6 @@ def parse_time(text: str, *, what: str = "time", end_of_day: bool = False) -> st
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"{what} {text!r} is not a date: use YYYY-MM-DD or an ISO date-time like 2025-01-31T22:00") from None
+        raise UserError(f"{what} {text!r} is not a date: "
+                        "use YYYY-MM-DD or an ISO date-time like 2025-01-31T22:00") from None
     return format_time(moment)

@@ -112,7 +112,8 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
     choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
     choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
-    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction", low_open=True, high_open=False)
+    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",
+             low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
     positive = {
         "model.width": config.model.width,

@@ -76,7 +76,8 @@ def _find_idx(folder: Path, stem: str, config_path: str) -> Path:
 def load_idx_dir(folder: Path, config_path: str) -> Dataset:
     paths = {key: _find_idx(folder, stem, config_path) for key, stem in IDX_FILES.items()}
     arrays = {key: read_idx(path) for key, path in paths.items()}
-    images = {key: arrays[key][..., None] if arrays[key].ndim == 3 else arrays[key] for key in ("train_images", "test_images")}
+    images = {key: arrays[key][..., None] if arrays[key].ndim == 3 else arrays[key]
+              for key in ("train_images", "test_images")}
     return Dataset(
         train_images=images["train_images"].astype(np.uint8),
         train_labels=arrays["train_labels"].astype(np.int64),
@@ -126,7 +127,8 @@ def load_dataset(config: DataConfig, config_path: str = "the config") -> Dataset
 def split_indices(n: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the training set into (train, validation) indices."""
     if validation_size >= n:
-        raise UserError(f"data.validation_size = {validation_size} leaves no training images (the training split has {n})")
+        raise UserError(f"data.validation_size = {validation_size} leaves no training images "
+                        f"(the training split has {n})")
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[validation_size:]), np.sort(order[:validation_size])
 

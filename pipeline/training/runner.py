@@ -53,8 +53,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
 # Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed
 # themselves, so editing these files must not invalidate every cached stage.
-PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors", "pipeline.core.artifacts",
-                    "pipeline.training.stage_io")
+PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors",
+                    "pipeline.core.artifacts", "pipeline.training.stage_io")
 
 
 def run_dir_for(config: PipelineConfig) -> Path:
@@ -91,7 +91,7 @@ def _code_files(module: str) -> list[Path]:
 
 def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
     code = {str(path.relative_to(PROJECT_ROOT)): sha256_file(path) for path in _code_files(spec.module)}
-    inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
+    inputs = {stage: {k: v["sha256"] for k, v in manifest.stage_outputs(stage).items()} for stage in spec.inputs}
     sections = {name: config.section(name) for name in spec.sections}
     for field in LOCATION_FIELDS:  # where a run is stored does not change what it computes
         sections.get("run", {}).pop(field, None)
@@ -145,7 +145,7 @@ def _execute(spec: StageSpec, key: str, config: PipelineConfig, manifest: Manife
     inputs = {
         f"{stage}.{name}": {"path": out["path"], "sha256": out["sha256"]}
         for stage in spec.inputs
-        for name, out in manifest.stage(stage)["outputs"].items()
+        for name, out in manifest.stage_outputs(stage).items()
     }
     return {
         "config": {name: config.section(name) for name in spec.sections},

@@ -58,7 +58,7 @@ class Connection(ABC):
     def get(self, remote: str, local: Path) -> None:
         """Copy a file from the device to a local path."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract: most transports override it, some need not
         """Release the transport; the default has nothing to release."""
 
     def time_limit(self, timeout: float | None) -> float:
