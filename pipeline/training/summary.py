@@ -30,7 +30,7 @@ def print_summary(manifest: Manifest) -> None:
         print(f"{name:<16} {_pct(own['accuracy']):>8} {_kb(own['bytes']):>10} {_kb(own['gzip_bytes']):>10} "
               f"{_pct(own.get('tflite_sparsity')):>9} {_pct(own['source_float_accuracy']):>13}")
     for name in run.names():
-        print(f"  {name}: {variant(name).description}; source: {variant(name).source.description}")
+        print(f"  {name}: {variant(name).description}")
     compressed = run.compressed()
     own = run.metrics_of(compressed)
     print(f"{compressed} vs its source: {100 * (own['accuracy'] - own['source_float_accuracy']):+.2f} points; "
