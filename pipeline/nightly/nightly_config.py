@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.toml_config import read_toml, section_from_dict
-from pipeline.core.variants import VARIANT_NAMES, Config, produced_variants
+from pipeline.core.variants import VARIANT_NAMES, produced_variants
 from pipeline.errors import UserError
 from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
+from pipeline.training.config import PipelineConfig
 
 DEFAULT_CONFIG = "configs/nightly.toml"
 
@@ -90,7 +91,7 @@ def validate(config: NightlyConfig) -> NightlyConfig:
     return dataclasses.replace(config, rules=_rules(config.rules, source))
 
 
-def variants_to_benchmark(config: NightlyConfig, pipeline_config: Config) -> list[str]:
+def variants_to_benchmark(config: NightlyConfig, pipeline_config: PipelineConfig) -> list[str]:
     """The configured variants, each one the pipeline config makes (all it makes when none are listed)."""
     made = [v.name for v in produced_variants(pipeline_config)]
     for name in config.variants:
