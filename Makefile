@@ -72,7 +72,7 @@ bench-pipeline: setup
 clean:
 	rm -rf build
 
-# Coral Edge TPU. MODEL=path/to/model.tflite (default: build/demo's manifest artifacts.int8_tflite).
+# Coral Edge TPU. MODEL=path/to/model.tflite (default: build/demo's compressed variant, from its manifest).
 .PHONY: edgetpu-check edgetpu-compile
 edgetpu-check: setup
 	$(VPY) -m pipeline edgetpu-check "$(MODEL)"

@@ -2,6 +2,7 @@
 device selection and the command-line checks made before any device is contacted."""
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_inventory_from_environment_and_missing_file(tmp_path, monkeypatch):
     (["--samples", "s.npz"], "--samples needs --model"),
     (["--all", "--device", "local"], "either --all or --device"),
     (["--run", "../x"], "must be a run name"),
-    ([], r"build/demo/manifest\.json does not exist; run `make demo` first"),
+    ([], r"build/demo/manifest\.json does not exist: run `make demo` first"),
     (["--model", "absent.tflite", "--samples", "absent.npz"], r"model absent\.tflite does not exist"),
 ])
 def test_bench_command_line_mistakes_exit_1_with_one_line(tmp_path, monkeypatch, capsys, extra, message):
@@ -92,12 +93,21 @@ def test_bench_command_line_mistakes_exit_1_with_one_line(tmp_path, monkeypatch,
     assert re.search(message, error)
 
 
-def test_manifest_artifacts_are_used_by_default(tmp_path, monkeypatch, capsys):
+def test_the_run_manifest_names_the_model_and_the_compressed_variant_is_the_default(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "build" / "demo"
     run_dir.mkdir(parents=True)
-    (run_dir / "manifest.json").write_text('{"run": "demo", "artifacts": {"float_tflite": "f.tflite"}}')
+    (run_dir / "f.tflite").write_bytes(b"model")
+    made = {"float": {"accuracy": 0.9}, "pqat_int8": {"accuracy": 0.9}}
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "run": "demo", "artifacts": {"float_tflite": "f.tflite"},
+        "metrics": {"variants": made, "compressed_variant": "pqat_int8"}}))
     monkeypatch.chdir(tmp_path)
-    assert main(["deploy", "--variant", "int8"]) == 1
-    assert "has no artifacts.int8_tflite" in capsys.readouterr().err
+    assert main(["deploy"]) == 1
+    assert "has no artifacts.pqat_int8_tflite" in capsys.readouterr().err
     assert main(["deploy", "--variant", "float"]) == 1
     assert "has no artifacts.float_samples" in capsys.readouterr().err
+    assert main(["deploy", "--variant", "qat_int8"]) == 1
+    assert "did not make variant 'qat_int8' (it made: float, pqat_int8)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --variant choices are the registry's names
+        main(["deploy", "--variant", "int8"])
+    assert "invalid choice: 'int8'" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import pytest
 
 from pipeline.tflite.evaluation import load_interpreter
 from pipeline.tflite.verification import inspect_int8
+from pipeline.training.runner import run_stages
+from tests.conftest import micro_config
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +51,37 @@ def test_prune_reaches_target_sparsity_per_layer(run):
 
 def test_convert_writes_verified_full_int8_model(run):
     _, manifest, data = run
-    metrics = data["metrics"]
-    path = manifest.run_dir / data["artifacts"]["int8_tflite"]
+    assert data["metrics"]["compressed_variant"] == "pqat_int8"  # pruned (0.5) + PQAT, the tiny config's recipe
+    assert set(data["metrics"]["variants"]) == {"float", "ptq_int8", "pqat_int8"}
+    pqat, ptq = data["metrics"]["variants"]["pqat_int8"], data["metrics"]["variants"]["ptq_int8"]
+    path = manifest.run_dir / data["artifacts"]["pqat_int8_tflite"]
     report = inspect_int8(path)
     assert report["boundary_int8"] and report["float_ops"] == []
     interpreter = load_interpreter(path)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 28, 28, 1]
     assert interpreter.get_input_details()[0]["shape_signature"].tolist() == [1, 28, 28, 1]  # static for the Edge TPU
-    assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
-    assert metrics["tflite_sparsity"] >= 0.45  # PQAT kept the pruned zeros through conversion
-    assert metrics["ptq_int8_tflite_sparsity"] < 0.1
-    assert metrics["tflite_bytes"] == path.stat().st_size
-    assert metrics["tflite_gzip_bytes"] < metrics["ptq_int8_tflite_gzip_bytes"]
+    assert pqat["boundary_ok"] and pqat["float_ops"] == []
+    assert pqat["tflite_sparsity"] >= 0.45  # PQAT kept the pruned zeros through conversion
+    assert ptq["tflite_sparsity"] < 0.1
+    assert pqat["bytes"] == path.stat().st_size
+    assert pqat["gzip_bytes"] < ptq["gzip_bytes"]
+
+
+def test_each_variant_records_the_float_model_it_came_from(run):
+    _, _, data = run
+    variants = data["metrics"]["variants"]
+    # float and PTQ come from the fine-tuned model, PQAT from the pruned one: different models, different scores.
+    assert variants["float"]["source_float_accuracy"] == variants["ptq_int8"]["source_float_accuracy"]
+    assert variants["ptq_int8"]["converted_keras_accuracy"] == variants["ptq_int8"]["source_float_accuracy"]
+    assert variants["float"]["accuracy"] == pytest.approx(variants["float"]["source_float_accuracy"], abs=0.01)
+    for numbers in variants.values():
+        assert 0.0 <= numbers["accuracy"] <= 1.0 and 0.0 <= numbers["source_float_accuracy"] <= 1.0
 
 
 def test_samples_file_ships_real_images_and_reference_outputs(run):
     _, manifest, data = run
-    with np.load(manifest.run_dir / data["artifacts"]["int8_samples"]) as samples:
+    with np.load(manifest.run_dir / data["artifacts"]["pqat_int8_samples"]) as samples:
         assert samples["images"].dtype == np.uint8 and samples["images"].shape == (20, 28, 28, 1)
         assert samples["images"].std() > 0
         assert samples["reference_outputs"].dtype == np.int8 and samples["reference_outputs"].shape == (20, 10)
@@ -83,6 +98,19 @@ def test_manifest_lists_every_stage_with_hashes_and_wall_time(run):
             assert len(output["sha256"]) == 64 and (manifest.run_dir / output["path"]).is_file()
     assert saved["stages"]["convert"]["inputs"]["quantize.quantize_ready"]["sha256"] == \
         saved["stages"]["quantize"]["outputs"]["quantize_ready"]["sha256"]
-    for key in ("float_accuracy", "int8_accuracy", "tflite_bytes", "tflite_gzip_bytes", "sparsity",
+    for key in ("variants", "compressed_variant", "calibration_samples", "sparsity",
                 "ssl_accuracy", "scratch_accuracy", "label_fraction"):
         assert key in saved["metrics"], key
+
+
+def test_unpruned_ptq_is_the_fine_tuned_ptq_model_made_once(tmp_path_factory):
+    """Sparsity 0 passes the fine-tuned model through pruning, and its PTQ is `ptq_int8`: one file, not two."""
+    config = micro_config(tmp_path_factory.mktemp("build"), name="unpruned", pretrain={"method": "none"},
+                          prune={"target_sparsity": 0.0}, quantize={"method": "ptq"})
+    manifest = run_stages(config, log=lambda _: None)
+    assert manifest.stage("prune")["outputs"]["pruned"]["sha256"] == \
+        manifest.stage("finetune")["outputs"]["classifier"]["sha256"]
+    metrics = manifest.data["metrics"]
+    assert metrics["compressed_variant"] == "ptq_int8" and list(metrics["variants"]) == ["float", "ptq_int8"]
+    assert sorted(path.name for path in (manifest.run_dir / "convert").glob("*.tflite")) == [
+        "float.tflite", "ptq_int8.tflite"]

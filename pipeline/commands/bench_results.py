@@ -19,17 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.variants import compressed_variant, produced_variants
 from pipeline.results.documents import runtime_label
 from pipeline.results.queries import Series
 from pipeline.results.store import ResultsStore, VariantRecord
 from pipeline.results.timeutil import format_time
 from pipeline.testing.pg_server import TemporaryPostgres
 from pipeline.testing.synthetic import benchmark_document
+from pipeline.training.config import PipelineConfig
 
 DEFAULT_COUNT = 100_000
 DEFAULT_SAMPLES = 50
 DEVICES = ("rpi4", "rpi5", "coral-usb", "coral-devboard")
-VARIANT_NAMES = ("float", "ptq_int8", "pqat_int8")
+VARIANT_NAMES = tuple(v.name for v in produced_variants(PipelineConfig()))  # what a default run makes
 RUNTIMES = (("litert", "xnnpack"), ("tflite_runtime", None))
 THREADS = 4
 QUERY_REPEATS = 200
@@ -91,7 +93,7 @@ def _timed(action: Callable[[], object], repeats: int) -> float:
 def query_runs(store: ResultsStore, run_ids: list[int], timings: Timings) -> None:
     """Baseline lookups at random runs, one whole series with samples, one month's listing."""
     rng = np.random.default_rng(SEED)
-    series = Series("pqat_int8", "rpi5", runtime_label(*RUNTIMES[0]))
+    series = Series(compressed_variant(PipelineConfig()).name, "rpi5", runtime_label(*RUNTIMES[0]))
     picks = iter(rng.choice(run_ids, QUERY_REPEATS).tolist())
     timings.baseline_query_ms = 1000 * _timed(
         lambda: store.history(series, "latency_ms", before_run=next(picks), good_only=True, limit=5), QUERY_REPEATS)

@@ -7,6 +7,7 @@ running run that no baseline uses; the next nightly's `begin_run` marks it faile
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.artifacts import Manifest, remove_stale_temporaries
-from pipeline.devices import DeviceProfile, benchmark, failure_reason, model_from_manifest, run_on_devices
+from pipeline.core.variants import variant_files
+from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_devices
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
-from pipeline.devices.targets import VARIANTS as BENCH_ARTIFACTS
 from pipeline.errors import UserError
-from pipeline.nightly.nightly_config import NightlyConfig
+from pipeline.nightly.nightly_config import NightlyConfig, variants_to_benchmark
 from pipeline.nightly.publish import publish
 from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
 from pipeline.nightly.text import verdict_line
 from pipeline.results import ResultsStore, begin_pipeline_run, check_run
-from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.manifest import git_commit
 from pipeline.results.store import COMPLETE, FAILED
 from pipeline.training.config import PipelineConfig, load_config
@@ -55,14 +55,6 @@ class _Night:
     error: str | None = None  # why the run failed
     failures: list[Failure] = field(default_factory=list)
     recorded: int = 0  # benchmark results stored
-
-
-def variant_files(manifest: Manifest, variant: str) -> tuple[Path, Path]:
-    """A store variant's model and samples files, as the run's manifest names them."""
-    artifact = STORE_VARIANTS[variant].artifact
-    bench_variant = next(name for name, (model, _) in BENCH_ARTIFACTS.items() if model == artifact)
-    return model_from_manifest(manifest.run_dir, bench_variant, f"the pipeline config does not produce "
-                               f"variant {variant}; remove it from the nightly variants")
 
 
 def _describe(error: BaseException) -> str:
@@ -107,7 +99,7 @@ class NightlyJob:
         self.log(f"training with {pipeline_config.source} (cached stages are reused)")
         try:
             manifest = run_stages(pipeline_config)
-            return manifest, {variant: variant_files(manifest, variant) for variant in self.config.variants}
+            return manifest, {variant: variant_files(manifest.run_dir, variant) for variant in self.config.variants}
         except Exception as error:  # noqa: BLE001 - any pipeline failure fails the night, recorded
             self.night.error = f"the training pipeline failed: {_describe(error)}"
         self.night.run_id = self.store.begin_run(pipeline_config.run.name, kind=RUN_KIND, git_commit=git_commit(),
@@ -166,6 +158,7 @@ class NightlyJob:
 def run_nightly(config: NightlyConfig, log: Log = _log) -> Outcome:
     """Check every input, then run one night; bad input raises UserError before anything is recorded."""
     pipeline_config = load_config(config.pipeline)
+    config = dataclasses.replace(config, variants=variants_to_benchmark(config, pipeline_config))
     source = inventory_path(config.devices_file or None)
     profiles = select_devices(load_inventory(source), config.devices, False, source)
     remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.variants import VARIANT_NAMES
 from pipeline.errors import UserError
 from pipeline.results import Finding, ResultsStore, Series
-from pipeline.results.manifest import VARIANTS as VARIANT_ORDER
 from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, REGRESSION
 from pipeline.results.store import COMPLETE, FAILED, RUNNING
 
@@ -131,7 +131,7 @@ def build_report(store: ResultsStore, run_id: int, *, devices: list[str], findin
                if f.comparison.metric == "latency_ms"}
     series = list(dict.fromkeys(Series(r["variant"], r["device"], r["runtime"]) for r in results))
     trends = [_trend(store, s, run_id, latency.get((s.variant, s.device, s.runtime))) for s in series]
-    order = list(VARIANT_ORDER)  # float, ptq_int8, pqat_int8
+    order = list(VARIANT_NAMES)  # registry order: float first, then int8 by how much was done to it
     variants = sorted(store.variants(run_id),
                       key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
     return NightlyReport(run=_pick(run, RUN_FIELDS), error=error, devices=list(devices),

@@ -115,6 +115,9 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",
              low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
+    if config.quantize.method == "pqat" and config.prune.target_sparsity == 0:  # see core/variants.compressed_name
+        raise UserError(f"{src}: quantize.method = 'pqat' preserves pruned zeros, but prune.target_sparsity = 0 "
+                        f"prunes nothing; use 'qat' for an unpruned model")
     positive = {
         "model.width": config.model.width,
         "pretrain.batch_size": config.pretrain.batch_size,
