@@ -114,3 +114,17 @@ def test_unpruned_ptq_is_the_fine_tuned_ptq_model_made_once(tmp_path_factory):
     assert metrics["compressed_variant"] == "ptq_int8" and list(metrics["variants"]) == ["float", "ptq_int8"]
     assert sorted(path.name for path in (manifest.run_dir / "convert").glob("*.tflite")) == [
         "float.tflite", "ptq_int8.tflite"]
+
+
+def test_every_variant_counts_the_macs_and_kernel_weights_of_its_architecture(run):
+    from pipeline.core.tf_env import keras
+
+    _, manifest, data = run
+    variants = data["metrics"]["variants"]
+    finetuned = keras.models.load_model(manifest.output_path("finetune", "classifier"), compile=False)
+    kernel_weights = sum(int(layer.kernel.shape.num_elements())
+                         for layer in finetuned.layers if hasattr(layer, "kernel"))
+    # pruning zeros weights but keeps them, so every variant of one architecture counts the same
+    assert {numbers["params"] for numbers in variants.values()} == {kernel_weights}
+    assert len({numbers["macs"] for numbers in variants.values()}) == 1
+    assert variants["float"]["macs"] > kernel_weights  # convolutions reuse each weight at many positions

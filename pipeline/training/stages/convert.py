@@ -19,6 +19,7 @@ from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
 from pipeline.core.variants import KerasModel, Variant, compressed_variant, produced_variants
 from pipeline.tflite.conversion import convert_float, convert_int8
+from pipeline.tflite.cost import model_cost
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
 from pipeline.training.calibration_set import load_calibration
@@ -39,8 +40,9 @@ def _write_variant(ctx: StageContext, variant: Variant, model_bytes: bytes, data
     samples_path = ctx.out_dir / f"{variant.name}.samples.npz"
     save_npz(samples_path, images=test_images[:count], labels=test_labels[:count], reference_outputs=outputs[:count],
              preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET))
+    cost = model_cost(model_path)
     metrics = {"accuracy": accuracy(outputs, test_labels), "bytes": model_path.stat().st_size,
-               "gzip_bytes": gzip_size(model_path)}
+               "gzip_bytes": gzip_size(model_path), "macs": cost.macs, "params": cost.params}
     if variant.quantized:
         report = inspect_int8(model_path)
         metrics.update(boundary_ok=report["boundary_int8"], float_ops=report["float_ops"],
