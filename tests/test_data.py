@@ -67,7 +67,10 @@ def write_cifar10_dir(folder) -> None:
 @pytest.mark.parametrize("data_format, compress", [("idx", True), ("idx", False), ("cifar10", False)])
 def test_source_files_are_the_files_the_loader_reads(tmp_path, data_format, compress):
     """What the data stage's cache key hashes, listed without decoding anything."""
-    make_idx_dir(tmp_path, compress) if data_format == "idx" else write_cifar10_dir(tmp_path)
+    if data_format == "idx":
+        make_idx_dir(tmp_path, compress)
+    else:
+        write_cifar10_dir(tmp_path)
     config = DataConfig(format=data_format, path=str(tmp_path))
     listed = source_files(config)
     assert listed == load_dataset(config).source_files
