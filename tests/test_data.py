@@ -8,8 +8,15 @@ import pytest
 
 from pipeline.core.preprocessing import to_float
 from pipeline.errors import UserError
-from pipeline.training.config import DataConfig
-from pipeline.training.datasets import labeled_subset, load_dataset, read_idx, source_files, split_indices
+from pipeline.training.config import DATA_FORMATS, DataConfig
+from pipeline.training.datasets import (
+    SOURCE_LISTERS,
+    labeled_subset,
+    load_dataset,
+    read_idx,
+    source_files,
+    split_indices,
+)
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -78,6 +85,10 @@ def test_source_files_are_the_files_the_loader_reads(tmp_path, data_format, comp
     assert all(path.name.endswith(".gz") == compress for path in listed)
     with pytest.raises(UserError, match="dataset file not found"):
         source_files(DataConfig(format=data_format, path=str(tmp_path / "nowhere")))
+
+
+def test_every_data_format_lists_its_source_files():
+    assert set(SOURCE_LISTERS) == set(DATA_FORMATS)  # a new format's files must reach the data stage's cache key
 
 
 def test_real_fashion_mnist_package():

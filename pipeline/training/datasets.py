@@ -134,8 +134,8 @@ def load_dataset(config: DataConfig, config_path: str = "the config") -> Dataset
     )
 
 
-# Per format, a cheap listing of the files a dataset is read from (no decoding): what the data
-# stage's cache key hashes. A format without an entry is loaded once to learn its files.
+# Per data.format, the files its loader reads, listed without decoding them: what the data stage's
+# cache key hashes (by content, in about 0.1 s for Fashion-MNIST). Every format needs one.
 SOURCE_LISTERS = {"idx": idx_source_files, "cifar10": cifar10_source_files}
 
 
@@ -144,8 +144,7 @@ def source_files(config: DataConfig, config_path: str = "the config") -> tuple[P
     folder = Path(config.path)
     if not folder.is_dir():
         raise _missing(folder, config_path)
-    lister = SOURCE_LISTERS.get(config.format)
-    return lister(folder, config_path) if lister else load_dataset(config, config_path).source_files
+    return SOURCE_LISTERS[config.format](folder, config_path)
 
 
 def split_indices(n: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
