@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # CI runs the slow end-to-end tests too; a developer's `make test` stays lean.
 PYTEST_MARKERS := $(if $(CI),-m "slow or not slow",)
 
-.PHONY: .debian-packages help setup demo lint test test-all calibration bench-pipeline clean \
+.PHONY: .debian-packages help setup demo lint test test-all calibration bench-pipeline label-table clean \
         $(foreach s,data pretrain finetune prune quantize convert,stage-$(s))
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
 	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency"
+	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
 
 setup: $(VENV)/.installed .debian-packages
 
@@ -68,6 +69,10 @@ calibration: setup
 
 bench-pipeline: setup
 	$(VPY) -m pipeline bench-pipeline --config $(CONFIG)
+
+# Trains each label-fraction config up to fine-tuning; the three share one pretraining (stage reuse).
+label-table: setup
+	$(VPY) -m pipeline label-table
 
 clean:
 	rm -rf build

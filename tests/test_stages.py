@@ -4,9 +4,12 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.core.tf_env import keras
 from pipeline.tflite.evaluation import load_interpreter
 from pipeline.tflite.verification import inspect_int8
-from pipeline.training.runner import run_stages
+from pipeline.training.datasets import load_dataset
+from pipeline.training.fit import keras_accuracy
+from pipeline.training.runner import STAGE_NAMES, run_stages
 from tests.conftest import micro_config
 
 
@@ -33,12 +36,16 @@ def test_pretrain_saves_encoder_weights(run):
 
 
 def test_finetune_records_ssl_and_scratch_at_the_label_fraction(run):
-    config, _, data = run
+    config, manifest, data = run
     metrics = data["metrics"]
     assert metrics["label_fraction"] == config.finetune.label_fraction
     assert metrics["labeled_images"] == pytest.approx(500 * config.finetune.label_fraction, abs=10)
-    for key in ("ssl_accuracy", "scratch_accuracy"):
-        assert 0.0 <= metrics[key] <= 1.0
+    # The micro run is too short to learn (BatchNorm statistics after 4 steps): whether the recipe
+    # learns is tests/test_fit.py's job. Here: the recorded accuracy is the saved classifier's on the test set.
+    dataset = load_dataset(config.data)
+    classifier = keras.models.load_model(manifest.output_path("finetune", "classifier"), compile=False)
+    assert metrics["ssl_accuracy"] == keras_accuracy(classifier, dataset.test_images, dataset.test_labels)
+    assert (metrics["scratch_accuracy"] * len(dataset.test_labels)).is_integer()  # a share of the 200 test images
 
 
 def test_prune_reaches_target_sparsity_per_layer(run):
@@ -88,12 +95,22 @@ def test_samples_file_ships_real_images_and_reference_outputs(run):
         assert samples["preprocess_scale"] == np.float32(1 / 255)
 
 
-def test_manifest_lists_every_stage_with_hashes_and_wall_time(run):
+def test_recorded_wall_time_lies_within_the_stage_log_lines(micro_run):
+    """wall_s is the time between a stage's `running` and `done` lines, less two function calls."""
+    _, manifest, log = micro_run
+    stamps = {tuple(line.split()[1:3]): when for line, when in zip(log, log.times, strict=True)}
+    for stage in STAGE_NAMES:
+        bracket = stamps[stage, "done"] - stamps[stage, "running"]
+        # Rounded to 10 ms; the half is no timing limit, it catches a clock started or stopped mid-stage.
+        assert bracket / 2 < manifest.stage(stage)["wall_s"] <= bracket + 0.005, stage
+
+
+def test_manifest_lists_every_stage_with_config_and_hashes(run):
     _, manifest, data = run
     saved = json.loads(manifest.path.read_text())
     assert list(saved["stages"]) == ["data", "pretrain", "finetune", "prune", "quantize", "convert"]
     for record in saved["stages"].values():
-        assert record["wall_s"] >= 0 and record["config"]
+        assert record["config"]
         for output in record["outputs"].values():
             assert len(output["sha256"]) == 64 and (manifest.run_dir / output["path"]).is_file()
     assert saved["stages"]["convert"]["inputs"]["quantize.quantize_ready"]["sha256"] == \
@@ -117,8 +134,6 @@ def test_unpruned_ptq_is_the_fine_tuned_ptq_model_made_once(tmp_path_factory):
 
 
 def test_every_variant_counts_the_macs_and_kernel_weights_of_its_architecture(run):
-    from pipeline.core.tf_env import keras
-
     _, manifest, data = run
     variants = data["metrics"]["variants"]
     finetuned = keras.models.load_model(manifest.output_path("finetune", "classifier"), compile=False)
