@@ -7,6 +7,7 @@ running run that no baseline uses; the next nightly's `begin_run` marks it faile
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.artifacts import Manifest, remove_stale_temporaries
+from pipeline.core.folders import folder_lock
+from pipeline.core.safe_text import one_line
 from pipeline.devices import DeviceProfile, benchmark, failure_reason, model_from_manifest, run_on_devices
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.devices.targets import VARIANTS as BENCH_ARTIFACTS
 from pipeline.errors import UserError
 from pipeline.nightly.nightly_config import NightlyConfig
-from pipeline.nightly.publish import publish
-from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
+from pipeline.nightly.publish import FIX as REPORTS_FIX
+from pipeline.nightly.publish import publish, staged_report
+from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, NightlyReport, build_report
 from pipeline.nightly.text import verdict_line
 from pipeline.results import ResultsStore, begin_pipeline_run, check_run
 from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
@@ -36,7 +40,7 @@ Log = Callable[[str], None]
 
 
 def _log(message: str) -> None:
-    print(f"nightly: {message}", file=sys.stderr, flush=True)
+    print(f"nightly: {one_line(message)}", file=sys.stderr, flush=True)  # board strings hold no escapes here
 
 
 @dataclass(frozen=True)
@@ -82,15 +86,34 @@ class NightlyJob:
 
     def run(self, pipeline_config: PipelineConfig) -> Outcome:
         trained = self._train(pipeline_config)
-        if trained is not None:
-            self._record(*trained)
-        findings = []
-        if self.store.run(self.night.run_id)["status"] == COMPLETE:
-            findings = check_run(self.store, self.night.run_id, rules=self.config.regression_rules(),
-                                 baseline_runs=self.config.baseline_runs)
-        report = build_report(self.store, self.night.run_id, devices=[p.name for p in self.profiles],
-                              findings=findings, failures=self.night.failures, error=self.night.error)
-        folder = publish(report, self.config.reports_dir)
+        if trained is not None and self._record(*trained):
+            try:
+                return self._complete()
+            except Exception as error:  # noqa: BLE001 - no report, no complete run: the night failed, say why
+                self._finish_failed(f"the report could not be written: {_describe(error)}")
+        report = self._report([])
+        try:
+            folder = publish(report, self.config.reports_dir)
+        except Exception as error:  # noqa: BLE001 - the verdict line still reaches the log and the exit code
+            self.log(f"could not write the report: {_describe(error)}")
+            folder = None
+        return self._outcome(report, folder)
+
+    def _complete(self) -> Outcome:
+        """Check the run, write its report, and mark it complete only once every report file is written."""
+        findings = check_run(self.store, self.night.run_id, rules=self.config.regression_rules(),
+                             baseline_runs=self.config.baseline_runs)
+        report = self._report(findings)
+        report = dataclasses.replace(report, run={**report.run, "status": COMPLETE})  # what it is once written
+        with staged_report(report, self.config.reports_dir) as folder:
+            self.store.finish_run(self.night.run_id, COMPLETE)
+        return self._outcome(report, folder)
+
+    def _report(self, findings: list) -> NightlyReport:
+        return build_report(self.store, self.night.run_id, devices=[p.name for p in self.profiles],
+                            findings=findings, failures=self.night.failures, error=self.night.error)
+
+    def _outcome(self, report: NightlyReport, folder: Path | None) -> Outcome:
         exit_code = {VERDICT_FAILED: EXIT_FAILED, VERDICT_REGRESSION: EXIT_REGRESSION}.get(report.verdict, EXIT_OK)
         return Outcome(exit_code, verdict_line(report), self.night.run_id, folder)
 
@@ -107,8 +130,9 @@ class NightlyJob:
         self.store.finish_run(self.night.run_id, FAILED)
         return None
 
-    def _record(self, manifest: Manifest, files: dict[str, tuple[Path, Path]]) -> None:
-        """Record the run, benchmark and store every result, then mark the run complete or failed."""
+    def _record(self, manifest: Manifest, files: dict[str, tuple[Path, Path]]) -> bool:
+        """Record the run, benchmark and store every result; True when the run can be complete (its
+        report decides), False when it was marked failed."""
         self.night.run_id = run_id = begin_pipeline_run(self.store, manifest.run_dir, kind=RUN_KIND)
         self.log(f"recording run {run_id} in {self.store.db.url}")
         try:
@@ -116,14 +140,14 @@ class NightlyJob:
                 self._benchmark(manifest.run_dir.name, variant, model, samples)
         except Exception as error:  # noqa: BLE001 - e.g. the database went away: the run failed, say why
             self._finish_failed(f"recording failed: {_describe(error)}")
-            return
+            return False
         except BaseException:
             self._finish_failed("interrupted")
             raise  # Ctrl-C: the run is marked failed, then the interrupt goes on
         if not self.night.recorded:
             self._finish_failed("no device produced a result (every device failed)")
-            return
-        self.store.finish_run(run_id, COMPLETE)
+            return False
+        return True
 
     def _finish_failed(self, reason: str) -> None:
         self.night.error = reason
@@ -160,6 +184,7 @@ def run_nightly(config: NightlyConfig, log: Log = _log) -> Outcome:
     pipeline_config = load_config(config.pipeline)
     source = inventory_path(config.devices_file or None)
     profiles = select_devices(load_inventory(source), config.devices, False, source)
-    remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly
-    with ResultsStore.open(config.results_db or None) as store:
-        return NightlyJob(config, store, profiles, log).run(pipeline_config)
+    with folder_lock(config.reports_dir, "nightly", REPORTS_FIX):
+        remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly, not a running one
+        with ResultsStore.open(config.results_db or None) as store:
+            return NightlyJob(config, store, profiles, log).run(pipeline_config)

@@ -63,8 +63,8 @@ def _text(document: Mapping[str, Any], path: str, source: str, required: bool = 
     value = _field(document, path)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value:
-        raise _bad(source, path, "a non-empty string")
+    if not isinstance(value, str) or not value or "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse on both
+        raise _bad(source, path, "a non-empty string without NUL characters")
     return value
 
 
