@@ -138,7 +138,8 @@ def format_table(rows: list[Timings], samples: int) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--count", type=ascii_int, default=DEFAULT_COUNT, help="benchmark results to insert per backend")
+    parser.add_argument("--count", type=ascii_int, default=DEFAULT_COUNT,
+                        help="benchmark results to insert per backend")
     parser.add_argument("--samples", type=ascii_int, default=DEFAULT_SAMPLES, help="raw latencies per result")
 
 

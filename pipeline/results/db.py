@@ -106,7 +106,8 @@ def connect(url: str | None = None) -> Database:
     if scheme in POSTGRES_SCHEMES:
         return PostgresDatabase(url)
     if scheme not in ("", "sqlite"):
-        raise UserError(f"unsupported results database URL scheme {scheme!r}: use postgresql://... or a SQLite file path")
+        raise UserError(f"unsupported results database URL scheme {scheme!r}: "
+                        "use postgresql://... or a SQLite file path")
     path = url.removeprefix("sqlite://") if scheme else url
     if not path.isprintable():
         raise UserError(f"the results database {ENV_VAR} / --db holds control characters or a line break; "
