@@ -49,12 +49,14 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\x1b", "\\u001b") + '"'
 
 
-def test_a_run_name_cannot_write_outside_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["..", "../escaped"])
+def test_a_run_name_cannot_write_outside_build(tmp_path: Path, name: str) -> None:
+    """`..` passed the old check (no '/'): build/.. is the working folder, where the run's stages went."""
     config = tmp_path / "c.toml"
-    config.write_text(f'[run]\nname = "../../escaped"\nbuild_dir = "{tmp_path / "build"}"\n')
+    config.write_text(f'[run]\nname = "{name}"\nbuild_dir = "{tmp_path / "work" / "build"}"\n')
     result = run_cli("data", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "is not a valid name" in result.stderr
-    assert not (tmp_path / "escaped").exists() and not (tmp_path / "build").exists()
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["c.toml"]  # nothing created anywhere
 
 
 def test_bench_run_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
