@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.core.folders import folder_lock
 from pipeline.errors import UserError
+from pipeline.results import ResultsStore
 from tests.conftest import REPO, micro_config, run_cli, write_toml
 
 HOLD_LOCK = """
@@ -79,7 +80,9 @@ def test_a_second_nightly_on_the_same_reports_folder_refuses(tmp_path: Path, loc
     second = run_cli("nightly", "--config", str(config))
     assert second.returncode == 2  # no verdict
     assert f"{reports} is in use by another" in _one_line_error(second) and f"pid {first.pid}" in second.stderr
-    assert (reports / ".tmp-convert.in-progress").is_dir() and not (tmp_path / "results.db").exists()
+    assert (reports / ".tmp-convert.in-progress").is_dir()
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        assert store.runs(statuses=("running", "complete", "failed")) == []  # nothing recorded
 
 
 def test_the_lock_refuses_in_process_too(tmp_path: Path) -> None:
@@ -134,6 +137,7 @@ from pipeline.nightly.publish import publish
 from pipeline.nightly.report import build_report
 from pipeline.results import ResultsStore
 from pipeline.errors import UserError
+from pipeline.results import ResultsStore
 with ResultsStore.open(sys.argv[2]) as store:
     with store.recording("night", kind="nightly") as run_id:
         pass

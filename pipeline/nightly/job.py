@@ -184,7 +184,6 @@ def run_nightly(config: NightlyConfig, log: Log = _log) -> Outcome:
     pipeline_config = load_config(config.pipeline)
     source = inventory_path(config.devices_file or None)
     profiles = select_devices(load_inventory(source), config.devices, False, source)
-    with folder_lock(config.reports_dir, "nightly", REPORTS_FIX):
+    with ResultsStore.open(config.results_db or None) as store, folder_lock(config.reports_dir, "nightly", REPORTS_FIX):
         remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly, not a running one
-        with ResultsStore.open(config.results_db or None) as store:
-            return NightlyJob(config, store, profiles, log).run(pipeline_config)
+        return NightlyJob(config, store, profiles, log).run(pipeline_config)

@@ -10,14 +10,16 @@ from pipeline.nightly.report import NightlyReport
 from pipeline.results import Finding
 
 THROTTLED = "throttled"
-# Characters that start Markdown (or GitHub's) inline markup: emphasis, code, links, HTML, tables, math.
-MARKUP = re.compile(r"([\\`*_{}\[\]<>|~$&!#])")
+# What starts Markdown (or GitHub) inline markup: code, emphasis, links, table cells, strikethrough, math;
+# '_' only at a word's edge (inside a word it is plain text), '<' only before a tag, '&' only in an entity,
+# so ordinary text such as ai_edge_litert or "p < 1e-300" stays readable in the raw file.
+MARKUP = re.compile(r"[\\`*\[\]|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)")
 
 
 def _escape(value: str) -> str:
     """One line with every markup character backslash-escaped: a name cannot add a link, an image, HTML
     or a table column, nor end the line (CommonMark lets any ASCII punctuation be escaped)."""
-    return MARKUP.sub(r"\\\1", one_line(value))
+    return MARKUP.sub(lambda match: "\\" + match.group(0), one_line(value))
 
 
 def _cell(cell: table.Cell | str) -> str:
