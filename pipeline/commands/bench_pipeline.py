@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.commands.stages import DEFAULT_CONFIG
 from pipeline.core.artifacts import Manifest
 from pipeline.core.variants import FLOAT, RunVariants
@@ -23,7 +24,7 @@ THROUGHPUT_METRICS = {"pretrain": "pretrain_images_per_s", "finetune": "finetune
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline TOML file (default: {DEFAULT_CONFIG})")
-    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads for both models (default: 2)")
+    parser.add_argument("--threads", type=ascii_int, default=2, help="LiteRT threads for both models (default: 2)")
 
 
 def _print_stages(manifest: Manifest) -> None:

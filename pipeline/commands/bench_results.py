@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.core.variants import compressed_variant, produced_variants
 from pipeline.results.documents import runtime_label
 from pipeline.results.queries import Series
@@ -139,8 +140,9 @@ def format_table(rows: list[Timings], samples: int) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="benchmark results to insert per backend")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="raw latencies per result")
+    parser.add_argument("--count", type=ascii_int, default=DEFAULT_COUNT,
+                        help="benchmark results to insert per backend")
+    parser.add_argument("--samples", type=ascii_int, default=DEFAULT_SAMPLES, help="raw latencies per result")
 
 
 def run(args: argparse.Namespace) -> int:

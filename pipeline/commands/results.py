@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.core.variants import VARIANT_NAMES
 from pipeline.errors import UserError
 from pipeline.results.listing import format_results
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     parser.add_argument("--variant", help=f"only this model variant ({', '.join(VARIANT_NAMES)})")
     parser.add_argument("--since", metavar="DATE", help="runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)")
     parser.add_argument("--until", metavar="DATE", help="runs started on or before DATE (a bare date includes the day)")
-    parser.add_argument("--run", type=int, metavar="ID", help="only this run id")
+    parser.add_argument("--run", type=ascii_int, metavar="ID", help="only this run id")
     parser.add_argument("--all", action="store_true", help="include running and failed runs too")
     parser.add_argument("--json", action="store_true", help="print JSON (one object per result) instead of a table")
     add_db_argument(parser)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.artifacts import write_json
+from pipeline.core.safe_text import one_line, table_cell
 from pipeline.devices.group import GroupResult, failure_reason
 
 BENCH_DIR = "bench"
@@ -40,10 +41,10 @@ def _number(digits: int) -> Callable[[Any], str]:
 
 # header -> (path in the document, formatter of a present value)
 COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[Any], str]]] = {
-    "device": (("device",), str),
-    "runtime": (("runtime", "name"), str),
-    "delegate": (("delegate",), str),
-    "threads": (("threads",), str),
+    "device": (("device",), table_cell),
+    "runtime": (("runtime", "name"), table_cell),
+    "delegate": (("delegate",), table_cell),
+    "threads": (("threads",), table_cell),
     "median ms": (("latency_ms", "median"), _number(3)),
     "p90 ms": (("latency_ms", "p90"), _number(3)),
     "inf/s": (("throughput_ips",), _number(1)),
@@ -76,5 +77,5 @@ def print_failures(results: GroupResult) -> int:
     """One stderr line per failed device; the exit code (1 if any failed)."""
     sys.stdout.flush()  # the table first, then the failures, also when both go to one terminal
     for name, error in results.failed.items():
-        print(f"error: {failure_reason(name, error)}", file=sys.stderr)
+        print(f"error: {one_line(failure_reason(name, error))}", file=sys.stderr)
     return 1 if results.failed else 0

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.core.names import check_name
 from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.core.variants import VARIANT_NAMES, variant_files
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
@@ -47,8 +48,7 @@ def _existing(path: Path, what: str) -> Path:
 
 def model_from_args(args: argparse.Namespace) -> tuple[Path, Path]:
     """--model/--samples, else the run's manifest; both files must exist."""
-    if args.run in ("", ".", "..") or "/" in args.run:
-        raise UserError(f"--run {args.run!r} must be a run name like 'demo'")
+    check_name(args.run, "--run")
     if args.model is None and args.samples is not None:
         raise UserError("--samples needs --model (without both, the run's manifest names them)")
     if args.model is not None:

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.artifacts import Manifest, remove_stale_temporaries
+from pipeline.core.folders import folder_lock
+from pipeline.core.safe_text import one_line
 from pipeline.core.variants import variant_files
 from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_devices
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
 from pipeline.nightly.nightly_config import NightlyConfig, variants_to_benchmark
-from pipeline.nightly.publish import publish
-from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
+from pipeline.nightly.publish import FIX as REPORTS_FIX
+from pipeline.nightly.publish import publish, staged_report
+from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, NightlyReport, build_report
 from pipeline.nightly.text import verdict_line
 from pipeline.results import ResultsStore, begin_pipeline_run, check_run
 from pipeline.results.manifest import git_commit
@@ -36,7 +39,7 @@ Log = Callable[[str], None]
 
 
 def _log(message: str) -> None:
-    print(f"nightly: {message}", file=sys.stderr, flush=True)
+    print(f"nightly: {one_line(message)}", file=sys.stderr, flush=True)  # board strings hold no escapes here
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,34 @@ class NightlyJob:
 
     def run(self, pipeline_config: PipelineConfig) -> Outcome:
         trained = self._train(pipeline_config)
-        if trained is not None:
-            self._record(*trained)
-        findings = []
-        run_row = self.store.run(self.run_id)
-        if run_row is not None and run_row["status"] == COMPLETE:
-            findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
-                                 baseline_runs=self.config.baseline_runs)
-        report = build_report(self.store, self.run_id, devices=[p.name for p in self.profiles],
-                              findings=findings, failures=self.night.failures, error=self.night.error)
-        folder = publish(report, self.config.reports_dir)
+        if trained is not None and self._record(*trained):
+            try:
+                return self._complete()
+            except Exception as error:  # noqa: BLE001 - no report, no complete run: the night failed, say why
+                self._finish_failed(f"the report could not be written: {_describe(error)}")
+        report = self._report([])
+        try:
+            folder = publish(report, self.config.reports_dir)
+        except Exception as error:  # noqa: BLE001 - the verdict line still reaches the log and the exit code
+            self.log(f"could not write the report: {_describe(error)}")
+            folder = None
+        return self._outcome(report, folder)
+
+    def _complete(self) -> Outcome:
+        """Check the run, write its report, and mark it complete only once every report file is written."""
+        findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
+                             baseline_runs=self.config.baseline_runs)
+        report = self._report(findings)
+        report = dataclasses.replace(report, run={**report.run, "status": COMPLETE})  # what it is once written
+        with staged_report(report, self.config.reports_dir) as folder:
+            self.store.finish_run(self.run_id, COMPLETE)
+        return self._outcome(report, folder)
+
+    def _report(self, findings: list) -> NightlyReport:
+        return build_report(self.store, self.run_id, devices=[p.name for p in self.profiles],
+                            findings=findings, failures=self.night.failures, error=self.night.error)
+
+    def _outcome(self, report: NightlyReport, folder: Path | None) -> Outcome:
         exit_code = {VERDICT_FAILED: EXIT_FAILED, VERDICT_REGRESSION: EXIT_REGRESSION}.get(report.verdict, EXIT_OK)
         return Outcome(exit_code, verdict_line(report), self.night.run_id, folder)
 
@@ -107,8 +128,9 @@ class NightlyJob:
         self.store.finish_run(self.night.run_id, FAILED)
         return None
 
-    def _record(self, manifest: Manifest, files: dict[str, tuple[Path, Path]]) -> None:
-        """Record the run, benchmark and store every result, then mark the run complete or failed."""
+    def _record(self, manifest: Manifest, files: dict[str, tuple[Path, Path]]) -> bool:
+        """Record the run, benchmark and store every result; True when the run can be complete (its
+        report decides), False when it was marked failed."""
         self.night.run_id = run_id = begin_pipeline_run(self.store, manifest.run_dir, kind=RUN_KIND)
         self.log(f"recording run {run_id} in {self.store.db.url}")
         try:
@@ -116,14 +138,14 @@ class NightlyJob:
                 self._benchmark(manifest.run_dir.name, variant, model, samples)
         except Exception as error:  # noqa: BLE001 - e.g. the database went away: the run failed, say why
             self._finish_failed(f"recording failed: {_describe(error)}")
-            return
+            return False
         except BaseException:
             self._finish_failed("interrupted")
             raise  # Ctrl-C: the run is marked failed, then the interrupt goes on
         if not self.night.recorded:
             self._finish_failed("no device produced a result (every device failed)")
-            return
-        self.store.finish_run(run_id, COMPLETE)
+            return False
+        return True
 
     def _finish_failed(self, reason: str) -> None:
         self.night.error = reason
@@ -161,6 +183,6 @@ def run_nightly(config: NightlyConfig, log: Log = _log) -> Outcome:
     config = dataclasses.replace(config, variants=variants_to_benchmark(config, pipeline_config))
     source = inventory_path(config.devices_file or None)
     profiles = select_devices(load_inventory(source), config.devices, False, source)
-    remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly
-    with ResultsStore.open(config.results_db or None) as store:
+    with ResultsStore.open(config.results_db or None) as store, folder_lock(config.reports_dir, "nightly", REPORTS_FIX):
+        remove_stale_temporaries(config.reports_dir)  # a report folder left by a killed nightly, not a running one
         return NightlyJob(config, store, profiles, log).run(pipeline_config)

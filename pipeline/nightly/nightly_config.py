@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.names import check_name
 from pipeline.core.toml_config import read_toml, section_from_dict
 from pipeline.core.variants import VARIANT_NAMES, produced_variants
 from pipeline.errors import UserError
@@ -57,6 +58,8 @@ def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None 
             raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
         if allowed is not None and value not in allowed:
             raise UserError(f"{where}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
+        if allowed is None:
+            check_name(value, f"{where}[{index}]")
     if len(set(values)) != len(values):
         raise UserError(f"{where} lists a name twice: {values}")
 

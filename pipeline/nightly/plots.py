@@ -10,12 +10,20 @@ matplotlib.use("Agg")  # no display on a nightly machine; set before anything dr
 
 from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
 
+from pipeline.core.safe_text import one_line  # noqa: E402
 from pipeline.nightly.report import NightlyReport, Trend, variant_accuracy  # noqa: E402
 
 DPI = 100
 TREND_SIZE = (4.6, 3.0)  # inches
 TRADEOFF_SIZE = (9.2, 3.4)
+LABEL_LIMIT = 48  # characters of a name in a plot: a very long one would make a huge image
 CURRENT_COLOR, BASELINE_COLOR, THROTTLED_COLOR, LINE_COLOR = "#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"
+
+
+def _label(name: object) -> str:
+    """A name as plot text: one short line, `$` escaped so matplotlib does not parse it as mathtext
+    (an unbalanced `$\\alpha` or `$x^$` would make the whole report fail)."""
+    return one_line(name, LABEL_LIMIT).replace("$", r"\$")
 
 
 def _png(figure: Figure) -> str:
@@ -54,7 +62,7 @@ def latency_trend(trend: Trend, current_run: int) -> str:
                  zorder=5)
     axes.set_xticks(positions, [str(p.run_id) for p in trend.points], fontsize=7, rotation=90)
     series = trend.series
-    axes.set(title=f"{series.variant} on {series.device}\n{series.runtime}", xlabel="run",
+    axes.set(title=f"{_label(series.variant)} on {_label(series.device)}\n{_label(series.runtime)}", xlabel="run",
              ylabel="median latency (ms)")
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best")
@@ -65,7 +73,7 @@ def latency_trend(trend: Trend, current_run: int) -> str:
 def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
     axes.scatter(xs, ys, **style)
     for x, y, name in zip(xs, ys, names, strict=True):
-        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        axes.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 
 def tradeoffs(report: NightlyReport, device: str) -> str | None:
@@ -105,7 +113,7 @@ def energy(report: NightlyReport) -> str | None:
         return None
     figure = Figure(figsize=TREND_SIZE)
     axes = figure.subplots()
-    labels = [f"{r['variant']}\n{r['device']}" for r in measured]
+    labels = [f"{_label(r['variant'])}\n{_label(r['device'])}" for r in measured]
     colors = [THROTTLED_COLOR if r["throttled"] else LINE_COLOR for r in measured]
     axes.bar(range(len(measured)), [r["energy_mj_per_inference"] for r in measured], color=colors)
     axes.set_xticks(range(len(measured)), labels, fontsize=7)

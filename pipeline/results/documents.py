@@ -61,8 +61,8 @@ def _number(document: Mapping[str, Any], path: str, source: str, required: bool 
 
 def _required_text(document: Mapping[str, Any], path: str, source: str) -> str:
     value = _field(document, path)
-    if not isinstance(value, str) or not value:
-        raise _bad(source, path, "a non-empty string")
+    if not isinstance(value, str) or not value or "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse on both
+        raise _bad(source, path, "a non-empty string without NUL characters")
     return value
 
 

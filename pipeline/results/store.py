@@ -197,7 +197,8 @@ class ResultsStore:
     def find_run(self, reference: str | int) -> Row:
         """A complete run by id, or the newest complete run with that name."""
         text = str(reference)
-        rows = (self.db.query("SELECT * FROM runs WHERE id = ?", (int(text),)) if text.isdigit() else
+        is_id = text.isascii() and text.isdigit() and len(text) <= 18  # fits a 64-bit id; '١٢' is a name
+        rows = (self.db.query("SELECT * FROM runs WHERE id = ?", (int(text),)) if is_id else
                 self.db.query("SELECT * FROM runs WHERE name = ? AND status = ? ORDER BY started_at DESC, id DESC",
                               (text, COMPLETE)))
         if not rows:

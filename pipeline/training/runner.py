@@ -27,6 +27,7 @@ from pipeline.core.artifacts import (
     sha256_file,
     sha256_json,
 )
+from pipeline.core.folders import folder_lock, writing_into
 from pipeline.errors import UserError
 from pipeline.training.calibration_set import existing_calibration
 from pipeline.training.config import PipelineConfig
@@ -76,7 +77,7 @@ PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
 # Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed
 # themselves, so editing these files must not invalidate every cached stage.
 PLUMBING_MODULES = ("pipeline.training.config", "pipeline.core.toml_config", "pipeline.errors",
-                    "pipeline.core.artifacts", "pipeline.training.stage_io")
+                    "pipeline.core.artifacts", "pipeline.training.stage_io", "pipeline.core.names")
 
 
 def run_dir_for(config: PipelineConfig) -> Path:
@@ -138,7 +139,14 @@ def run_stages(
     if until is not None and until not in STAGE_NAMES:
         raise UserError(f"unknown stage '{until}'; choose one of: {', '.join(STAGE_NAMES)}")
     run_dir = run_dir_for(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fix = f"make it writable or free some space, or set run.build_dir in {config.source}"
+    with folder_lock(run_dir, "pipeline run", fix), writing_into(run_dir, fix):
+        return _run_locked(config, run_dir, until, force, log)
+
+
+def _run_locked(config: PipelineConfig, run_dir: Path, until: str | None, force: bool,
+                log: Callable[[str], None]) -> Manifest:
+    """run_stages while this process alone writes `run_dir`, so its leftovers are really stale."""
     remove_stale_temporaries(run_dir)
     manifest = Manifest(run_dir)
     manifest.data["run"] = config.run.name
