@@ -21,7 +21,7 @@ from pipeline.errors import UserError
 DEFAULT_INVENTORY = "devices.toml"  # read from the current folder when it exists
 INVENTORY_ENV = "DEVICES"  # another inventory file, e.g. DEVICES=lab.toml make bench
 LOCAL_DEVICE = "local"
-LOCAL_WORKDIR = "~/.cache/edge-pipeline/local"
+CACHE_ENV = "XDG_CACHE_HOME"  # per-user cache root (default ~/.cache): where local devices work
 TRANSPORTS = ("local", "ssh")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 NAMED_DELEGATES = ("xnnpack", "none", "edgetpu")  # or an absolute path to a delegate .so
@@ -59,8 +59,12 @@ class DeviceProfile:
     sysfs_root: str = ""  # empty = the agent's default (/)
     connect_timeout_s: float = 10.0
     connect_retries: int = 3  # extra attempts after refused/reset/timed-out connections only
+    link_timeout_s: float = 60.0  # an SSH link silent (unacknowledged) this long counts as cut
     command_timeout_s: float = 600.0  # one benchmark on the device, killed after this
     lock_timeout_s: float = 1800.0  # waiting for another benchmark on the same device
+    # A result beyond these contradicts the host and is marked mismatched (pipeline/devices/consistency.py).
+    output_tolerance: float = 3.0  # largest |device output - host reference|, in output units (int8 units)
+    accuracy_margin: float = 0.05  # on-device accuracy may be this much below the host's on the same samples
 
     def python_path(self) -> str:
         if self.python:
@@ -84,10 +88,11 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     if profile.delegate not in NAMED_DELEGATES and not profile.delegate.startswith("/"):
         raise UserError(f"{where}.delegate = {profile.delegate!r} is not valid; choose one of: "
                         f"{', '.join(NAMED_DELEGATES)} or an absolute path to a delegate library")
-    for key in ("threads", "runs", "connect_timeout_s", "command_timeout_s", "lock_timeout_s"):
+    for key in ("threads", "runs", "connect_timeout_s", "link_timeout_s", "command_timeout_s", "lock_timeout_s"):
         if getattr(profile, key) <= 0:
             raise UserError(f"{where}.{key} = {getattr(profile, key)!r} must be greater than 0")
-    for key in ("port", "connect_retries", "warmup_runs", "min_s", "warmup_min_s", "idle_s"):
+    for key in ("port", "connect_retries", "warmup_runs", "min_s", "warmup_min_s", "idle_s", "output_tolerance",
+                "accuracy_margin"):
         if getattr(profile, key) < 0:
             raise UserError(f"{where}.{key} = {getattr(profile, key)!r} must not be negative")
     if profile.port > 65535:
@@ -99,6 +104,13 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     return profile
 
 
+def local_workdir(name: str) -> str:
+    """A local device's default folder: the per-user cache, never the current folder (which under
+    `make` is the repository)."""
+    cache = os.environ.get(CACHE_ENV) or "~/.cache"
+    return str(Path(cache) / "edge-pipeline" / name)
+
+
 def _profile_from_table(name: str, table: Any, where: str) -> DeviceProfile:
     if not DEVICE_NAME.match(name):
         raise UserError(f"{where}: device name {name!r} may hold only letters, digits, '.', '_' and '-'")
@@ -106,8 +118,11 @@ def _profile_from_table(name: str, table: Any, where: str) -> DeviceProfile:
         raise UserError(f"{where} must be a table ([devices.{name}])")
     if "name" in table:
         raise UserError(f"{where}: unknown key 'name' (the device's name is its table name)")
-    defaults = {"transport": "local", "workdir": LOCAL_WORKDIR} if name == LOCAL_DEVICE else {}
-    profile = section_from_dict(DeviceProfile, {**defaults, **table}, where)
+    defaults = {"transport": "local"} if name == LOCAL_DEVICE else {}
+    merged = {**defaults, **table}
+    if merged.get("transport") == "local" and "workdir" not in merged:
+        merged["workdir"] = local_workdir(name)
+    profile = section_from_dict(DeviceProfile, merged, where)
     return validate_profile(dataclasses.replace(profile, name=name), where)
 
 

@@ -2,16 +2,56 @@
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
+import threading
+import time
+from contextlib import suppress
 from pathlib import Path
 
-from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
+from pipeline.devices.transport.connection import BoundedOutput, CommandResult, Connection, DeviceError
+
+READ_CHUNK = 1 << 16
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """The agent is a grandchild (sh -> flock -> timeout -> python): kill the whole group."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _drain(process: subprocess.Popen, output: BoundedOutput, deadline: float) -> bool:
+    """Read stdout and stderr into `output` until both close; False when `deadline` passed first."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ, output.add_stdout)
+        selector.register(process.stderr, selectors.EVENT_READ, output.add_stderr)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, READ_CHUNK)
+                if chunk:
+                    key.data(chunk)
+                else:
+                    selector.unregister(key.fileobj)
+    try:
+        process.wait(max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class LocalConnection(Connection):
     """This machine as a device: commands run under /bin/sh in their own process group."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self._running: set[subprocess.Popen] = set()
+        self._running_lock = threading.Lock()
 
     @property
     def workdir(self) -> str:
@@ -19,18 +59,39 @@ class LocalConnection(Connection):
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         timeout = self.time_limit(timeout)
+        self.raise_if_cancelled()
         process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        with self._running_lock:
+            self._running.add(process)
+        output = BoundedOutput(self.name, command)
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the agent is a grandchild: kill the whole group
-            process.communicate()
-            raise DeviceError(f"device {self.name}: `{command}` did not finish within {timeout:g} s") from None
-        return CommandResult(command, process.returncode, stdout, stderr)
+            finished = _drain(process, output, time.monotonic() + timeout)
+        except BaseException:
+            _kill_group(process)
+            raise
+        finally:
+            process.stdout.close()
+            process.stderr.close()
+            with self._running_lock:
+                self._running.discard(process)
+        if not finished:
+            _kill_group(process)
+            raise DeviceError(f"device {self.name}: `{command}` did not finish within {timeout:g} s")
+        self.raise_if_cancelled()
+        return CommandResult(command, process.returncode, output.stdout.decode(errors="replace"),
+                             output.stderr.decode(errors="replace"))
 
     def put(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
 
     def get(self, remote: str, local: Path) -> None:
         shutil.copyfile(remote, local)
+
+    def close(self) -> None:
+        """Kill the commands still running (how Ctrl-C stops the local device's work)."""
+        with self._running_lock:
+            running = list(self._running)
+        for process in running:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
