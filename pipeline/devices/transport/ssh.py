@@ -78,9 +78,9 @@ def _jump_spec(spec: str) -> tuple[str, str, int]:
     return user, host, port
 
 
-def _jumps(value: str | None, config_path: Path, depth: int) -> tuple[SshTarget, ...]:
+def _jumps(value: str | None, config_path: Path, depth: int, known_hosts: str) -> tuple[SshTarget, ...]:
     """The ProxyJump hosts in connection order (each resolved through the same config, its own
-    ProxyJump first)."""
+    ProxyJump first); `known_hosts` serves the hosts whose entry names none."""
     if not value or value.lower() == "none":
         return ()
     if depth >= MAX_JUMPS:
@@ -88,18 +88,19 @@ def _jumps(value: str | None, config_path: Path, depth: int) -> tuple[SshTarget,
     chain: list[SshTarget] = []
     for spec in value.split(","):
         user, host, port = _jump_spec(spec.strip())
-        hop = _target(host, config_path, user=user, port=port, depth=depth + 1)
+        hop = _target(host, config_path, user=user, port=port, default_known_hosts=known_hosts, depth=depth + 1)
         chain += [*hop.jumps, dataclasses.replace(hop, jumps=())]
     return tuple(chain)
 
 
 def _target(alias: str, config_path: Path, *, user: str = "", port: int = 0, key_file: str = "",
-            known_hosts: str = "", depth: int = 0) -> SshTarget:
+            known_hosts: str = "", default_known_hosts: str = DEFAULT_KNOWN_HOSTS, depth: int = 0) -> SshTarget:
     """One host after its ~/.ssh/config entry is applied; explicit arguments win."""
     entry = _config_entry(config_path, alias)
     key_files = [key_file] if key_file else entry.get("identityfile", [])
-    known_hosts = known_hosts or entry.get("userknownhostsfile", DEFAULT_KNOWN_HOSTS).split()[0]
-    jumps, proxy_command = _jumps(entry.get("proxyjump"), config_path, depth), entry.get("proxycommand")
+    known_hosts = known_hosts or entry.get("userknownhostsfile", default_known_hosts).split()[0]
+    jumps = _jumps(entry.get("proxyjump"), config_path, depth, known_hosts)
+    proxy_command = entry.get("proxycommand")
     if jumps and proxy_command:
         raise UserError(f"{config_path}: Host {alias} has both ProxyJump and ProxyCommand; keep only one "
                         f"(OpenSSH would use whichever comes first)")
