@@ -16,11 +16,27 @@ from pipeline.devices.transport.connection import BoundedOutput, CommandResult, 
 READ_CHUNK = 1 << 16
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    """The agent is a grandchild (sh -> flock -> timeout -> python): kill the whole group."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+def _session_members(session: int) -> list[int]:
+    """Processes of one session, read from /proc (field 6 of /proc/<pid>/stat)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 3 and fields[3] == str(session):
+                members.append(int(entry.name))
+    return members
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    """Kill every process the command started. The agent runs under sh -> flock -> timeout -> python,
+    and `timeout` moves itself into a process group of its own, so killing sh's group is not enough:
+    the command was started as a new session, and its whole session goes."""
+    for pid in {process.pid, *_session_members(process.pid)}:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _drain(process: subprocess.Popen, output: BoundedOutput, deadline: float) -> bool:
@@ -68,7 +84,8 @@ class LocalConnection(Connection):
         try:
             finished = _drain(process, output, time.monotonic() + timeout)
         except BaseException:
-            _kill_group(process)
+            _kill_session(process)
+            process.wait()
             raise
         finally:
             process.stdout.close()
@@ -76,7 +93,8 @@ class LocalConnection(Connection):
             with self._running_lock:
                 self._running.discard(process)
         if not finished:
-            _kill_group(process)
+            _kill_session(process)
+            process.wait()
             raise DeviceError(f"device {self.name}: `{command}` did not finish within {timeout:g} s")
         self.raise_if_cancelled()
         return CommandResult(command, process.returncode, output.stdout.decode(errors="replace"),
@@ -93,5 +111,4 @@ class LocalConnection(Connection):
         with self._running_lock:
             running = list(self._running)
         for process in running:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _kill_session(process)

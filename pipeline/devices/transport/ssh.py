@@ -267,6 +267,10 @@ class SshConnection(Connection):
     def client(self) -> paramiko.SSHClient:
         with self._open_lock:
             self.raise_if_cancelled()
+            transport = self._client.get_transport() if self._client is not None else None
+            if self._client is not None and (transport is None or not transport.is_active()):
+                self._client.close()  # the link dropped (say, the device rebooted): connect afresh
+                self._client = None
             if self._client is None:
                 self._client = self._connect()
             if self.cancelled:  # cancelled while connecting: nobody else will close it
