@@ -101,3 +101,15 @@ def test_manifest_artifacts_are_used_by_default(tmp_path, monkeypatch, capsys):
     assert "has no artifacts.int8_tflite" in capsys.readouterr().err
     assert main(["deploy", "--variant", "float"]) == 1
     assert "has no artifacts.float_samples" in capsys.readouterr().err
+
+
+def test_a_local_device_without_workdir_uses_the_user_cache(tmp_path, monkeypatch):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text('[devices.bench-here]\ntransport = "local"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    profiles = load_inventory(inventory)
+    embedded = select_devices({}, [], False, None)[0]
+    assert profiles["bench-here"].workdir == str(tmp_path / "cache" / "edge-pipeline" / "bench-here")
+    assert embedded.workdir == str(tmp_path / "cache" / "edge-pipeline" / "local")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert load_inventory(inventory)["bench-here"].workdir == "~/.cache/edge-pipeline/bench-here"
