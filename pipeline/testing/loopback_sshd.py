@@ -15,6 +15,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.devices.transport.local import process_table
+
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
 LISTEN_ADDRESS = "127.0.0.1"
@@ -117,15 +119,10 @@ class LoopbackSshd:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process started under `pid` (read from /proc; sshd sessions call setsid, so no group)."""
+    """Every process started under `pid` (sshd sessions call setsid: they are in no common group)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+    for child, (parent, _) in process_table().items():
+        children.setdefault(parent, []).append(child)
     found, pending = [], [pid]
     while pending:
         for child in children.get(pending.pop(), []):

@@ -16,25 +16,25 @@ from pipeline.devices.transport.connection import BoundedOutput, CommandResult, 
 READ_CHUNK = 1 << 16
 
 
-def _session_members(session: int) -> list[int]:
-    """Processes of one session, read from /proc (field 6 of /proc/<pid>/stat)."""
-    members = []
+def process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every process, from /proc/<pid>/stat."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if len(fields) > 3 and fields[3] == str(session):
-                members.append(int(entry.name))
-    return members
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+                table[int(entry.name)] = (int(fields[1]), int(fields[3]))
+            except (OSError, IndexError, ValueError):
+                continue  # it exited meanwhile
+    return table
 
 
 def _kill_session(process: subprocess.Popen) -> None:
     """Kill every process the command started. The agent runs under sh -> flock -> timeout -> python,
     and `timeout` moves itself into a process group of its own, so killing sh's group is not enough:
     the command was started as a new session, and its whole session goes."""
-    for pid in {process.pid, *_session_members(process.pid)}:
+    members = [pid for pid, (_, session) in process_table().items() if session == process.pid]
+    for pid in {process.pid, *members}:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
