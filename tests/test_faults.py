@@ -306,34 +306,59 @@ def test_host_key_changed_between_two_runs(own_sshd, agent_models, tmp_path, mon
 
 # --- Ctrl-C while device work is pending ----------------------------------------------------------------------------
 
-def test_ctrl_c_cancels_pending_devices_and_keeps_finished_results(agent_models, tmp_path):
-    slow_python, slow_pid = pid_python(tmp_path)
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" in status.read_text()
+    except FileNotFoundError:
+        return True
+
+
+def _kill_leftovers(*pid_files: Path) -> None:
+    """Agents this test started that a failing run left behind (they would measure for 600 s)."""
+    for pid_file in pid_files:
+        if pid_file.exists() and pid_file.read_text().strip() and not _gone(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_ctrl_c_cancels_pending_devices_and_keeps_finished_results(ssh_host, known_hosts, agent_models, tmp_path,
+                                                                     request):
+    """A fast local device finishes; a slow local one and a slow SSH one are still measuring when
+    Ctrl-C comes: both are stopped on their devices at once, the finished result is printed and saved."""
+    (tmp_path / "local").mkdir()
+    (tmp_path / "remote").mkdir()
+    slow_python, slow_pid = pid_python(tmp_path / "local")
+    remote_python, remote_pid = pid_python(tmp_path / "remote")
+    remote = ssh_profile(ssh_host, known_hosts, tmp_path / "remote-device", name="remote", python=str(remote_python),
+                         min_s=600.0)
     inventory = tmp_path / "devices.toml"
     quick = 'runs = 5\nmin_s = 0\nwarmup_runs = 1\nwarmup_min_s = 0\nidle_s = 0\n'
     inventory.write_text(f'[devices.fast]\ntransport = "local"\nworkdir = "{tmp_path / "fast"}"\n{quick}\n'
                          f'[devices.slow]\ntransport = "local"\nworkdir = "{tmp_path / "slow"}"\n'
-                         f'python = "{slow_python}"\nmin_s = 600\nidle_s = 0\n')
+                         f'python = "{slow_python}"\nmin_s = 600\nidle_s = 0\n\n' + inventory_toml([remote]))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen([sys.executable, "-m", "pipeline", "bench", "--devices", str(inventory), "--all",
                               "--model", str(agent_models.int8.model), "--samples", str(agent_models.int8.samples),
                               "--run", "faults"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        fast_done = tmp_path / "fast" / "bench.lock"  # taken by the fast agent; wait for its run to end
-        wait_for(lambda: slow_pid.exists() and slow_pid.read_text().strip() and fast_done.exists()
-                 and subprocess.run(["flock", "-n", str(fast_done), "true"]).returncode == 0, "the fast device")
+        fast_lock = tmp_path / "fast" / "bench.lock"  # taken by the fast agent; free again once it ended
+        wait_for(lambda: slow_pid.exists() and slow_pid.read_text().strip() and remote_pid.exists()
+                 and remote_pid.read_text().strip() and fast_lock.exists()
+                 and subprocess.run(["flock", "-n", str(fast_lock), "true"]).returncode == 0, "the fast device")
         time.sleep(1.0)  # the fast device's result reaches the host
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=WAIT_S)
     finally:
         if child.poll() is None:
             child.kill()
-    agent_pid = int(slow_pid.read_text())
+        request.addfinalizer(lambda: _kill_leftovers(slow_pid, remote_pid))
     assert child.returncode == 130, err
-    assert "interrupted: kept 1 finished result(s); cancelled slow" in err
+    assert "interrupted: kept 1 finished result(s); cancelled slow, remote" in err
     assert "fast" in out.splitlines()[1]  # the finished result was printed ...
     assert len(list((tmp_path / "build" / "faults" / "bench").glob("fast-*.json"))) == 1  # ... and saved
-    assert not Path(f"/proc/{agent_pid}").exists() or "zombie" in Path(f"/proc/{agent_pid}/status").read_text()
+    assert _gone(int(slow_pid.read_text()))
+    wait_for(lambda: _gone(int(remote_pid.read_text())), "the SSH device's agent to stop")  # not its 600 s
 
 
 # --- Ctrl-C during a results write ----------------------------------------------------------------------------------

@@ -29,6 +29,16 @@ TIMEOUT_NOTICE = "timeout: sending signal"  # what `timeout --verbose` prints wh
 SIGNAL_EXIT_BASE = 128  # a command killed by signal N exits 128 + N through flock and timeout
 KILL_GRACE_S = 10  # between timeout's TERM and KILL
 CHANNEL_MARGIN_S = 60  # the host waits this much longer than the device-side limits
+# Runs "$@" in the background while a watcher reads the command's stdin, which the host never writes:
+# when the host goes away (Ctrl-C closes the SSH channel, or the local pipe) the read ends and the
+# agent is stopped at once instead of holding the board's lock. The signal goes to `timeout`'s whole
+# process group: `timeout` itself may die of SIGPIPE (its stderr went with the host) before it passes
+# the signal on. The exit status is the command's.
+STOP_WHEN_HOST_LEAVES = (
+    'exec 3<&0; "$@" & agent=$!; '
+    '{ cat <&3 >/dev/null 2>&1; kill -TERM -"$agent" || kill -TERM "$agent"; } >/dev/null 2>&1 & watcher=$!; '
+    'wait "$agent"; status=$?; kill "$watcher" 2>/dev/null; exit "$status"'
+)
 
 
 @dataclass(frozen=True)
@@ -67,11 +77,12 @@ def agent_arguments(profile: DeviceProfile, agent: str, model: str, samples: str
 
 
 def locked_command(connection: Connection, arguments: list[str]) -> str:
-    """Wait for the device lock, then run `arguments` with a hard time limit; every part quoted."""
+    """Wait for the device lock, then run `arguments` with a hard time limit, stopped as soon as the
+    host goes away; every part quoted."""
     profile = connection.profile
     wrapper = ["flock", "-w", f"{profile.lock_timeout_s:g}", "-E", str(BUSY_EXIT),
-               f"{connection.workdir}/{LOCK_FILE}", "timeout", "--verbose", "-k", str(KILL_GRACE_S),
-               f"{profile.command_timeout_s:g}"]
+               f"{connection.workdir}/{LOCK_FILE}", "sh", "-c", STOP_WHEN_HOST_LEAVES, "sh",
+               "timeout", "--verbose", "-k", str(KILL_GRACE_S), f"{profile.command_timeout_s:g}"]
     return shlex.join(wrapper + arguments)
 
 

@@ -77,7 +77,7 @@ class LocalConnection(Connection):
         timeout = self.time_limit(timeout)
         self.raise_if_cancelled()
         process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.PIPE, start_new_session=True)  # open until it ends
         with self._running_lock:
             self._running.add(process)
         output = BoundedOutput(self.name, command)
@@ -88,8 +88,8 @@ class LocalConnection(Connection):
             process.wait()
             raise
         finally:
-            process.stdout.close()
-            process.stderr.close()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                pipe.close()
             with self._running_lock:
                 self._running.discard(process)
         if not finished:
