@@ -111,3 +111,15 @@ def test_the_run_manifest_names_the_model_and_the_compressed_variant_is_the_defa
     with pytest.raises(SystemExit):  # argparse: --variant choices are the registry's names
         main(["deploy", "--variant", "int8"])
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_a_local_device_without_workdir_uses_the_user_cache(tmp_path, monkeypatch):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text('[devices.bench-here]\ntransport = "local"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    profiles = load_inventory(inventory)
+    embedded = select_devices({}, [], False, None)[0]
+    assert profiles["bench-here"].workdir == str(tmp_path / "cache" / "edge-pipeline" / "bench-here")
+    assert embedded.workdir == str(tmp_path / "cache" / "edge-pipeline" / "local")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert load_inventory(inventory)["bench-here"].workdir == "~/.cache/edge-pipeline/bench-here"

@@ -53,7 +53,7 @@ def _night(store: ResultsStore, day: int, *, scale: dict | None = None, throttle
             energy = list(0.5 * np.exp(rng.normal(0, 0.02, 8))) if device == METERED else None
             store.record_benchmark(run_id, variant, benchmark_document(
                 device=device, model_sha256=SHAS[variant], samples=list(samples), accuracy=0.875,
-                energy_windows_mj=energy, throttled=(device, variant) in throttled))
+                energy_windows_mj=energy, throttled=(device, variant) in throttled), device=device)
     return run_id
 
 
@@ -166,7 +166,7 @@ def test_first_night_without_meter_has_no_baselines_and_says_no_energy_meter(tmp
     with ResultsStore.open(str(tmp_path / "results.db")) as store:
         with store.recording("first", kind="nightly", variants=_variants()) as run_id:
             store.record_benchmark(run_id, "float", benchmark_document(
-                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]))
+                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]), device=UNMETERED)
         report = build_report(store, run_id, devices=[UNMETERED], findings=check_run(store, run_id))
     folder = publish(report, tmp_path / "reports")
     assert (folder / "summary.md").read_text().startswith("**OK: nightly run 1 (first, ")

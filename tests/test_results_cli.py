@@ -23,7 +23,7 @@ def _populate(url: str) -> dict[str, int]:
                 for device, level in (("pi5", 10.0 * day), ("coral", 2.0)):
                     store.record_benchmark(run_id, "pqat_int8", benchmark_document(
                         device=device, model_sha256=SHA, samples=[level, level * 1.1, level * 0.9],
-                        accuracy=0.91, throttled=device == "coral" and day == 2))
+                        accuracy=0.91, throttled=device == "coral" and day == 2), device=device)
             ids[name] = run_id
         ids["failed"] = store.begin_run("broken", kind="nightly", started_at="2025-03-03T01:00:00.000000Z")
         store.finish_run(ids["failed"], "failed")

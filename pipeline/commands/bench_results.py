@@ -76,7 +76,7 @@ def insert_runs(store: ResultsStore, count: int, samples: int, timings: Timings)
         run_id = store.begin_run(f"n{run_index}", kind="nightly", variants=variants,
                                  started_at=format_time(FIRST_NIGHT + timedelta(days=run_index)))
         for variant, document in documents:
-            store.record_benchmark(run_id, variant, document)
+            store.record_benchmark(run_id, variant, document, device=document["device"])
         store.finish_run(run_id)
         timings.insert_s += time.perf_counter() - start
         timings.results += len(documents)

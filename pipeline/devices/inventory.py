@@ -20,7 +20,7 @@ from pipeline.errors import UserError
 DEFAULT_INVENTORY = "devices.toml"  # read from the current folder when it exists
 INVENTORY_ENV = "DEVICES"  # another inventory file, e.g. DEVICES=lab.toml make bench
 LOCAL_DEVICE = "local"
-LOCAL_WORKDIR = "~/.cache/edge-pipeline/local"
+CACHE_ENV = "XDG_CACHE_HOME"  # per-user cache root (default ~/.cache): where local devices work
 TRANSPORTS = ("local", "ssh")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 NAMED_DELEGATES = ("xnnpack", "none", "edgetpu")  # or an absolute path to a delegate .so
@@ -57,8 +57,12 @@ class DeviceProfile:
     sysfs_root: str = ""  # empty = the agent's default (/)
     connect_timeout_s: float = 10.0
     connect_retries: int = 3  # extra attempts after refused/reset/timed-out connections only
+    link_timeout_s: float = 60.0  # an SSH link silent (unacknowledged) this long counts as cut
     command_timeout_s: float = 600.0  # one benchmark on the device, killed after this
     lock_timeout_s: float = 1800.0  # waiting for another benchmark on the same device
+    # A result beyond these contradicts the host and is marked mismatched (pipeline/devices/consistency.py).
+    output_tolerance: float = 3.0  # largest |device output - host reference|, in output units (int8 units)
+    accuracy_margin: float = 0.05  # on-device accuracy may be this much below the host's on the same samples
 
     def python_path(self) -> str:
         if self.python:
@@ -69,9 +73,10 @@ class DeviceProfile:
 # Upper bounds keep a typo (or `inf`) from hanging a device for days: an hour of timed runs is plenty.
 HOUR_S, WEEK_S = 3600.0, 7 * 24 * 3600.0
 POSITIVE_LIMITS = {"threads": (0, 1024), "runs": (0, 10_000_000), "connect_timeout_s": (0, HOUR_S),
-                   "command_timeout_s": (0, WEEK_S), "lock_timeout_s": (0, WEEK_S)}
+                   "link_timeout_s": (0, HOUR_S), "command_timeout_s": (0, WEEK_S), "lock_timeout_s": (0, WEEK_S)}
 NON_NEGATIVE_LIMITS = {"connect_retries": (0, 100), "warmup_runs": (0, 10_000_000), "min_s": (0, HOUR_S),
-                       "warmup_min_s": (0, HOUR_S), "idle_s": (0, HOUR_S)}
+                       "warmup_min_s": (0, HOUR_S), "idle_s": (0, HOUR_S), "output_tolerance": (0, 1e6),
+                       "accuracy_margin": (0, 1)}
 
 
 def _check_options(options: dict, where: str) -> None:
@@ -104,14 +109,24 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     return profile
 
 
+def local_workdir(name: str) -> str:
+    """A local device's default folder: the per-user cache, never the current folder (which under
+    `make` is the repository)."""
+    cache = os.environ.get(CACHE_ENV) or "~/.cache"
+    return str(Path(cache) / "edge-pipeline" / name)
+
+
 def _profile_from_table(name: str, table: Any, where: str) -> DeviceProfile:
     check_name(name, f"{where}: device name")  # it becomes part of result file names
     if not isinstance(table, dict):
         raise UserError(f"{where} must be a table ([devices.{name}])")
     if "name" in table:
         raise UserError(f"{where}: unknown key 'name' (the device's name is its table name)")
-    defaults = {"transport": "local", "workdir": LOCAL_WORKDIR} if name == LOCAL_DEVICE else {}
-    profile = section_from_dict(DeviceProfile, {**defaults, **table}, where)
+    defaults = {"transport": "local"} if name == LOCAL_DEVICE else {}
+    merged = {**defaults, **table}
+    if merged.get("transport") == "local" and "workdir" not in merged:
+        merged["workdir"] = local_workdir(name)
+    profile = section_from_dict(DeviceProfile, merged, where)
     return validate_profile(dataclasses.replace(profile, name=name), where)
 
 

@@ -20,6 +20,7 @@ from pipeline.core.folders import folder_lock
 from pipeline.core.safe_text import one_line
 from pipeline.core.variants import variant_files
 from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_devices
+from pipeline.devices.group import GroupResult, Interrupted
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
 from pipeline.nightly.nightly_config import NightlyConfig, variants_to_benchmark
@@ -157,7 +158,14 @@ class NightlyJob:
     def _benchmark(self, run_name: str, variant: str, model: Path, samples: Path) -> None:
         """One variant on every device in parallel; each result is committed before the next variant runs."""
         self.log(f"benchmarking {variant} on {', '.join(p.name for p in self.profiles)}")
-        results = run_on_devices(self.profiles, model, samples, run_name, benchmark)
+        try:
+            results = run_on_devices(self.profiles, model, samples, run_name, benchmark)
+        except Interrupted as interrupted:  # Ctrl-C: keep what had finished, then stop the night
+            self._store_results(variant, interrupted.finished)
+            raise
+        self._store_results(variant, results)
+
+    def _store_results(self, variant: str, results: GroupResult) -> None:
         for device, error in results.failed.items():
             self._fail(device, variant, failure_reason(device, error))
         for device, document in results.succeeded.items():
@@ -165,9 +173,13 @@ class NightlyJob:
 
     def _store_result(self, device: str, variant: str, document: dict[str, Any]) -> None:
         try:
-            self.store.record_benchmark(self.run_id, variant, document, source=f"{variant} on {device}")
+            self.store.record_benchmark(self.run_id, variant, document, device=device,
+                                        source=f"{variant} on {device}")
         except UserError as error:  # a document the store refuses: that benchmark failed, the others stand
             self._fail(device, variant, str(error))
+            return
+        if document.get("mismatch"):  # stored as evidence, kept out of baselines, and the night fails for it
+            self._fail(device, variant, document["mismatch"])
             return
         self.night.recorded += 1
         self.log(f"recorded {variant} on {device}: median {document['latency_ms']['median']:.3f} ms")

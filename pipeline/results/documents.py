@@ -138,6 +138,8 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
         "latency_samples": pack_samples(_samples(document, "latency_samples_ms", source, required=True)),
         "energy_windows_mj": pack_samples(_samples(document, "energy.per_window_mj", source, required=False)),
         "document_json": _without_samples(document),
+        "reported_device": _text(document, "reported_device", source),
+        "mismatch": _text(document, "mismatch", source),
     }
     for field in LATENCY_FIELDS:
         row[f"latency_{field}_ms"] = _number(document, f"latency_ms.{field}", source, required=field == "median")
@@ -146,7 +148,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
     return row
 
 
-def device_fields(document: Mapping[str, Any], source: str = "") -> tuple[str, str | None, str | None]:
-    """(device name, hostname, arch) of the board that produced the result."""
-    return (_required_text(document, "device", source), _text(document, "hostname", source),
-            _text(document, "arch", source))
+def board_fields(document: Mapping[str, Any], source: str = "") -> tuple[str | None, str | None]:
+    """(hostname, arch) the board reported: evidence stored beside the result. Its name for itself
+    is never used as the device's identity (the inventory name is)."""
+    return _text(document, "hostname", source), _text(document, "arch", source)

@@ -37,7 +37,8 @@ LISTING_COLUMNS = (
     "b.latency_p90_ms AS latency_p90_ms, b.latency_p99_ms AS latency_p99_ms, b.latency_std_ms AS latency_std_ms, "
     "b.throughput_ips AS throughput_ips, b.peak_rss_mb AS peak_rss_mb, b.accuracy AS accuracy, "
     "b.energy_meter AS energy_meter, b.energy_mj_per_inference AS energy_mj_per_inference, "
-    "b.throttled AS throttled, b.started_at AS started_at, b.recorded_at AS recorded_at"
+    "b.throttled AS throttled, b.started_at AS started_at, b.recorded_at AS recorded_at, "
+    "b.reported_device AS reported_device, b.mismatch AS mismatch"
 )
 
 
@@ -137,7 +138,7 @@ def _benchmark_history(db: Database, series: Series, metric: str, before_run: in
     value_column, samples_column = BENCHMARK_METRICS[metric]
     clauses, params = _run_filters(db, before_run, only_run, good_only, BENCHMARK_ORDER)
     clauses += ["b.device_id = (SELECT id FROM devices WHERE name = ?)", "b.variant = ?", "b.runtime = ?",
-                f"b.{value_column} IS NOT NULL"]
+                f"b.{value_column} IS NOT NULL", "b.mismatch IS NULL"]  # a contradicted result is no evidence
     params += [series.device, series.variant, series.runtime]
     if good_only:
         clauses.append("(b.throttled IS NULL OR b.throttled = 0)")
