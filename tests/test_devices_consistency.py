@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pipeline.cli import main
 from pipeline.devices.bench_run import BenchJob, benchmark
