@@ -139,6 +139,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         **_timing_block(loaded, result),
         "peak_rss_mb": peak_rss_mb(),
         "accuracy": accuracy,
+        "class_names": samples.class_names,
         "output_max_diff": output_max_diff,
         "energy": energy,
         "state": state,

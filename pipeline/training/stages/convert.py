@@ -6,7 +6,9 @@ Three models leave this stage, the variants a nightly compares:
 - `float_tflite`: the fine-tuned model in float32.
 Each is evaluated on the whole test set through LiteRT with proper input quantization and
 shipped with a samples file (real test images, labels, reference outputs, preprocessing)
-so that a device can check its accuracy and its outputs against the host's.
+so that a device can check its accuracy and its outputs against the host's (and name its classes).
+Unless convert.calibration names a file, the calibration images are drawn from the run's
+training split here and saved beside the models with their provenance.
 """
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import gzip_size
+from pipeline.core.artifacts import gzip_size, read_json
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
 from pipeline.core.tf_env import keras
 from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
-from pipeline.training.calibration_set import load_calibration
+from pipeline.training.calibration_set import draw_from_split, load_calibration, save_calibration
 from pipeline.training.fit import keras_accuracy
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -33,20 +35,36 @@ def _write_variant(ctx: StageContext, name: str, model_bytes: bytes, data: RunDa
     """Write `<name>.tflite` and its samples file; return (artifacts, metrics) prefixed with `name`."""
     model_path = ctx.out_dir / f"{name}.tflite"
     model_path.write_bytes(model_bytes)
-    test_images, test_labels = data.dataset.test_images, data.dataset.test_labels
-    outputs = run_model(model_path, test_images, f"evaluate {name}")
-    count = min(ctx.config.convert.eval_samples, len(test_images))
+    test = data.test
+    outputs = run_model(model_path, test.batches(), f"evaluate {name}", total=len(test))
+    shipped = test.select(np.arange(min(ctx.config.convert.eval_samples, len(test))))
+    names = {"class_names": np.asarray(data.dataset.class_names, dtype=str)} if data.dataset.class_names else {}
     samples_path = ctx.out_dir / f"{name}.samples.npz"
-    save_npz(samples_path, images=test_images[:count], labels=test_labels[:count], reference_outputs=outputs[:count],
-             preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET))
-    metrics = {"accuracy": accuracy(outputs, test_labels), "bytes": model_path.stat().st_size,
+    save_npz(samples_path, images=shipped.to_array(), labels=shipped.labels, reference_outputs=outputs[: len(shipped)],
+             preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET), **names)
+    metrics = {"accuracy": accuracy(outputs, test.labels), "bytes": model_path.stat().st_size,
                "gzip_bytes": gzip_size(model_path)}
     return {"tflite": model_path, "samples": samples_path}, metrics
 
 
+def _calibration(ctx: StageContext, data: RunData) -> tuple[np.ndarray, dict[str, Path]]:
+    """The calibration images: the configured file, or drawn from the training split and saved here."""
+    if ctx.config.convert.calibration:
+        return load_calibration(Path(ctx.config.convert.calibration), data.dataset.input_shape), {}
+    drawn = draw_from_split(data.train, data.train_idx)
+    drawn["provenance"].update({
+        "source_files": read_json(ctx.input("data", "sources")),
+        "split": f"training split of run seed {ctx.config.run.seed} (data stage split.npz)",
+        "command": "the convert stage, with convert.calibration = \"\"",
+    })
+    path = ctx.out_dir / "calibration.npz"
+    save_calibration(path, drawn)
+    return drawn["images"], {"calibration": path, "calibration_provenance": path.with_suffix(".json")}
+
+
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
-    calibration = load_calibration(Path(ctx.config.convert.calibration), data.dataset.input_shape)
+    calibration, artifacts = _calibration(ctx, data)
     finetuned = keras.models.load_model(ctx.input("finetune", "classifier"), compile=False)
     pruned = keras.models.load_model(ctx.input("prune", "pruned"), compile=False)
     compressed = load_quantized(ctx.input("quantize", "quantize_ready"))
@@ -55,7 +73,7 @@ def run(ctx: StageContext) -> StageOutput:
         "ptq_int8": convert_int8(finetuned, calibration),
         "float": convert_float(finetuned),
     }
-    artifacts, metrics = {}, {}
+    metrics = {}
     for name, model_bytes in variants.items():
         files, numbers = _write_variant(ctx, name, model_bytes, data)
         artifacts.update({f"{name}_tflite": files["tflite"], f"{name}_samples": files["samples"]})
@@ -66,15 +84,14 @@ def run(ctx: StageContext) -> StageOutput:
         metrics[f"{name}_float_ops"] = report["float_ops"]
         metrics[f"{name}_tflite_sparsity"] = pruned_kernel_sparsity(report["kernels"])
         metrics[f"{name}_op_counts"] = report["op_counts"]
-    test = (data.dataset.test_images, data.dataset.test_labels)
     metrics.update({
         # The headline names the issue and the reports use.
         "int8_accuracy": metrics["int8_tflite_accuracy"],
-        "float_accuracy": keras_accuracy(pruned, *test),
+        "float_accuracy": keras_accuracy(pruned, data.test),
         # The Keras model the int8 file was converted from (fake-quantized for PQAT/QAT): the two
         # should agree closely; a gap means the conversion or the input quantization is wrong.
-        "converted_keras_accuracy": keras_accuracy(compressed, *test),
-        "finetuned_float_accuracy": keras_accuracy(finetuned, *test),
+        "converted_keras_accuracy": keras_accuracy(compressed, data.test),
+        "finetuned_float_accuracy": keras_accuracy(finetuned, data.test),
         "tflite_bytes": metrics["int8_tflite_bytes"],
         "tflite_gzip_bytes": metrics["int8_tflite_gzip_bytes"],
         "tflite_sparsity": metrics["int8_tflite_sparsity"],
