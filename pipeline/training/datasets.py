@@ -112,7 +112,8 @@ def load_cifar10_dir(folder: Path, config_path: str) -> Dataset:
     train = [_read_cifar_batch(path) for path in paths[:-1]]
     test_images, test_labels = _read_cifar_batch(paths[-1])
     return Dataset(
-        train=in_memory(np.concatenate([images for images, _ in train]), np.concatenate([labels for _, labels in train])),
+        train=in_memory(np.concatenate([images for images, _ in train]),
+                        np.concatenate([labels for _, labels in train])),
         test=in_memory(test_images, test_labels),
         source_files=tuple(paths),
     )
@@ -129,7 +130,8 @@ def _npz_images(path: Path, name: str, array: np.ndarray) -> np.ndarray:
 
 def _npz_labels(path: Path, name: str, labels: np.ndarray, count: int, classes: int | None) -> np.ndarray:
     if labels.ndim != 1 or len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"{path}: {name} must be {count} integer class indices, got {labels.dtype} {list(labels.shape)}")
+        raise UserError(f"{path}: {name} must be {count} integer class indices, "
+                        f"got {labels.dtype} {list(labels.shape)}")
     if labels.min() < 0 or (classes is not None and labels.max() >= classes):
         raise UserError(f"{path}: {name} holds labels outside [0, {classes or 'classes'}): "
                         f"labels are class positions (in class_names when given)")
@@ -209,7 +211,8 @@ def data_source_files(config: DataConfig) -> list[Path]:
     class_names, splits = scan_folder(root, "the config")
     files = [root / name for split in splits.values() for name in split.files]
     if config.unlabeled_path:
-        files += [Path(config.unlabeled_path, name) for name in scan_unlabeled(Path(config.unlabeled_path), "the config")]
+        unlabeled = scan_unlabeled(Path(config.unlabeled_path), "the config")
+        files += [Path(config.unlabeled_path, name) for name in unlabeled]
     return files
 
 

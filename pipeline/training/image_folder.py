@@ -39,7 +39,8 @@ def image_files_under(folder: Path) -> list[Path]:
 
 
 def class_names_of(split_dir: Path) -> tuple[str, ...]:
-    return tuple(sorted(entry.name for entry in split_dir.iterdir() if entry.is_dir() and not entry.name.startswith(".")))
+    return tuple(sorted(entry.name for entry in split_dir.iterdir()
+                        if entry.is_dir() and not entry.name.startswith(".")))
 
 
 def _scan_split(root: Path, split: str, class_names: tuple[str, ...]) -> FolderSplit:
@@ -67,7 +68,8 @@ def _check_same_classes(root: Path, split: str, expected: tuple[str, ...]) -> No
 def scan_folder(root: Path, config_path: str) -> tuple[tuple[str, ...], dict[str, FolderSplit]]:
     """(class names, {split: files}) of a dataset folder; the `val` split only when its folder exists."""
     if not root.is_dir():
-        raise UserError(f"image folder {root} not found: set data.path in {config_path} to a folder laid out as {LAYOUT}")
+        raise UserError(f"image folder {root} not found: set data.path in {config_path} "
+                        f"to a folder laid out as {LAYOUT}")
     for split in (TRAIN, TEST):
         if not (root / split).is_dir():
             raise UserError(f"{root} has no {split}/ folder: lay it out as {LAYOUT}")

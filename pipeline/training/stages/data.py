@@ -145,7 +145,7 @@ def preprocessing_record(dataset: Dataset, config: DataConfig) -> dict:
         "scale": PIXEL_SCALE,
         "offset": PIXEL_OFFSET,
         # The same map written as per-channel (x - mean) / std, the form many camera pipelines take.
-        "mean": [-PIXEL_OFFSET / PIXEL_SCALE] * channels,
+        "mean": [0.0 - PIXEL_OFFSET / PIXEL_SCALE + 0.0] * channels,
         "std": [1.0 / PIXEL_SCALE] * channels,
         "raw_dtype": "uint8",
         "layout": "NHWC",

@@ -16,7 +16,8 @@ from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
 
 
-def train_classifier(ctx: StageContext, data: RunData, images: ImageSet, encoder_weights: Path | None, label: str) -> tuple[keras.Model, float]:
+def train_classifier(ctx: StageContext, data: RunData, images: ImageSet, encoder_weights: Path | None,
+                     label: str) -> tuple[keras.Model, float]:
     """Train one classifier with the stage's recipe; return it and its training throughput."""
     cfg = ctx.config.finetune
     seed_everything(ctx.config.run.seed)
