@@ -161,3 +161,18 @@ def test_npz_format_with_unlabeled_images_and_class_names(tmp_path):
 def test_bad_npz_is_refused(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         load_dataset(DataConfig(format="npz", path=str(write_npz(tmp_path / "d.npz", **overrides))))
+
+
+def test_an_exported_png_folder_reads_back_pixel_identical(tmp_path):
+    from pipeline.training.image_export import export_png_folder
+    from tests.test_data import make_idx_dir
+
+    (tmp_path / "idx").mkdir()
+    make_idx_dir(tmp_path / "idx", n_train=12, n_test=6)
+    arrays = load_dataset(DataConfig(path=str(tmp_path / "idx")))
+    assert export_png_folder(arrays, tmp_path / "png", every=2) == {"train": 6, "test": 3}
+    folder = load_dataset(folder_config(tmp_path / "png", image_size=[8, 8], color="grayscale"))
+    assert folder.class_names == ("0", "1", "2")
+    order = np.argsort(arrays.train.labels[::2], kind="stable")  # the folder lists images class by class
+    np.testing.assert_array_equal(folder.train.to_array(), arrays.train.arrays[::2][order])
+    np.testing.assert_array_equal(folder.train.labels, arrays.train.labels[::2][order])
