@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_agents.edge_agent.benchmark import peak_rss_mb
+from device_agents.edge_agent.memory import peak_rss_mb
 from pipeline.core.artifacts import sha256_file, write_json
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
