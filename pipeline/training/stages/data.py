@@ -94,7 +94,7 @@ def _check_every_class_left(images: ImageSet, class_names: tuple[str, ...], spli
                         f"(every file failed to decode): add images that decode")
 
 
-def _relative(images: ImageSet | None, root: str) -> np.ndarray:
+def _relative(images: ImageSet, root: str) -> np.ndarray:
     return np.asarray([str(Path(path).relative_to(root)) for path in images.files], dtype=str)
 
 
