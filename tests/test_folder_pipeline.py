@@ -52,6 +52,7 @@ def test_every_stage_runs_on_the_folder_and_names_its_classes(folder_run):
     assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
     with np.load(manifest.run_dir / data["artifacts"]["int8_samples"]) as samples:
         assert samples["class_names"].tolist() == list(CLASS_NAMES) and samples["images"].shape == (20, 32, 32, 3)
+        assert np.bincount(samples["labels"]).tolist() == [7, 7, 6]  # spread over the class-ordered test files
 
 
 def test_calibration_is_drawn_from_the_training_split_with_provenance(folder_run):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.tflite.evaluation import load_interpreter
+from pipeline.tflite.evaluation import load_interpreter, run_model
 from pipeline.tflite.verification import inspect_int8
 
 
@@ -71,6 +71,9 @@ def test_samples_file_ships_real_images_and_reference_outputs(run):
         assert samples["images"].std() > 0
         assert samples["reference_outputs"].dtype == np.int8 and samples["reference_outputs"].shape == (20, 10)
         assert samples["preprocess_scale"] == np.float32(1 / 255)
+        path = manifest.run_dir / data["artifacts"]["int8_tflite"]  # references belong to these very images
+        np.testing.assert_array_equal(run_model(path, [samples["images"]], "check"), samples["reference_outputs"])
+        assert len(np.unique(samples["labels"])) > 1
 
 
 def test_manifest_lists_every_stage_with_hashes_and_wall_time(run):

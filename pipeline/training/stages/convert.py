@@ -37,10 +37,13 @@ def _write_variant(ctx: StageContext, name: str, model_bytes: bytes, data: RunDa
     model_path.write_bytes(model_bytes)
     test = data.test
     outputs = run_model(model_path, test.batches(), f"evaluate {name}", total=len(test))
-    shipped = test.select(np.arange(min(ctx.config.convert.eval_samples, len(test))))
+    count = min(ctx.config.convert.eval_samples, len(test))
+    # Evenly spaced over the test set: a folder lists its files class by class, so the first N would be one class.
+    positions = np.arange(count) * len(test) // max(count, 1)
+    shipped = test.select(positions)
     names = {"class_names": np.asarray(data.dataset.class_names, dtype=str)} if data.dataset.class_names else {}
     samples_path = ctx.out_dir / f"{name}.samples.npz"
-    save_npz(samples_path, images=shipped.to_array(), labels=shipped.labels, reference_outputs=outputs[: len(shipped)],
+    save_npz(samples_path, images=shipped.to_array(), labels=shipped.labels, reference_outputs=outputs[positions],
              preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET), **names)
     metrics = {"accuracy": accuracy(outputs, test.labels), "bytes": model_path.stat().st_size,
                "gzip_bytes": gzip_size(model_path)}
