@@ -32,7 +32,7 @@ help:
 	@echo "make test-all        run every test, slow ones included"
 	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
-	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency"
+	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency, image-folder data stage"
 	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
 
 setup: $(VENV)/.installed .debian-packages

@@ -45,9 +45,9 @@ def make_idx_dir(folder, compress=True, n_train=30, n_test=10):
 def test_idx_folder_in_mnist_layout(tmp_path, compress):
     arrays = make_idx_dir(tmp_path, compress)
     data = load_dataset(DataConfig(path=str(tmp_path)))
-    assert data.train_images.shape == (30, 8, 8, 1) and data.train_images.dtype == np.uint8
-    np.testing.assert_array_equal(data.train_images[..., 0], arrays["train-images-idx3-ubyte"])
-    np.testing.assert_array_equal(data.test_labels, arrays["t10k-labels-idx1-ubyte"])
+    assert data.train.arrays.shape == (30, 8, 8, 1) and data.train.arrays.dtype == np.uint8
+    np.testing.assert_array_equal(data.train.arrays[..., 0], arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(data.test.labels, arrays["t10k-labels-idx1-ubyte"])
     assert data.num_classes == 3
 
 
@@ -59,9 +59,9 @@ def test_cifar10_pickles(tmp_path):
         with open(tmp_path / name, "wb") as handle:
             pickle.dump(batches[name], handle)
     data = load_dataset(DataConfig(format="cifar10", path=str(tmp_path)))
-    assert data.train_images.shape == (20, 32, 32, 3) and data.test_images.shape == (4, 32, 32, 3)
+    assert data.train.arrays.shape == (20, 32, 32, 3) and data.test.arrays.shape == (4, 32, 32, 3)
     # channel-first rows become NHWC: the red plane is the first 1024 values
-    np.testing.assert_array_equal(data.test_images[0, :, :, 0].ravel(), batches["test_batch"][b"data"][0, :1024])
+    np.testing.assert_array_equal(data.test.arrays[0, :, :, 0].ravel(), batches["test_batch"][b"data"][0, :1024])
     assert data.num_classes == 10
 
 
@@ -93,8 +93,8 @@ def test_every_data_format_lists_its_source_files():
 
 def test_real_fashion_mnist_package():
     data = load_dataset(DataConfig(path=FASHION, train_limit=100, test_limit=50))
-    assert data.train_images.shape == (100, 28, 28, 1) and data.test_images.shape == (50, 28, 28, 1)
-    assert set(np.unique(data.train_labels)) <= set(range(10))
+    assert data.train.arrays.shape == (100, 28, 28, 1) and data.test.arrays.shape == (50, 28, 28, 1)
+    assert set(np.unique(data.train.labels)) <= set(range(10))
 
 
 def test_missing_dataset_names_path_and_install_command(tmp_path):

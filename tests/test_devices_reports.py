@@ -27,6 +27,12 @@ def test_table_formats_values_and_marks_what_was_not_measured():
     assert len({len(line) for line in (header, first)}) == 1  # columns line up
 
 
+def test_class_names_follow_the_table_once_per_model():
+    named = {**MEASURED, "class_names": ["cat", "dog"]}
+    lines = format_table([named, {**named, "device": "local"}, MEASURED]).splitlines()
+    assert lines[-1] == "classes: 0=cat, 1=dog" and len(lines) == 5
+
+
 def test_result_file_name_and_content(tmp_path):
     when = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
     assert result_path(tmp_path, "demo", "rpi5", when) == tmp_path / "demo/bench/rpi5-20260304T050607.890123Z.json"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.tf_env import keras
-from pipeline.tflite.evaluation import load_interpreter
+from pipeline.tflite.evaluation import load_interpreter, run_model
 from pipeline.tflite.verification import inspect_int8
 from pipeline.training.datasets import load_dataset
 from pipeline.training.fit import keras_accuracy
@@ -93,6 +93,9 @@ def test_samples_file_ships_real_images_and_reference_outputs(run):
         assert samples["images"].std() > 0
         assert samples["reference_outputs"].dtype == np.int8 and samples["reference_outputs"].shape == (20, 10)
         assert samples["preprocess_scale"] == np.float32(1 / 255)
+        path = manifest.run_dir / data["artifacts"]["int8_tflite"]  # references belong to these very images
+        np.testing.assert_array_equal(run_model(path, [samples["images"]], "check"), samples["reference_outputs"])
+        assert len(np.unique(samples["labels"])) > 1
 
 
 def test_recorded_wall_time_lies_within_the_stage_log_lines(micro_run):

@@ -18,6 +18,7 @@ from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 TMP_PREFIX = ".tmp-"
+SUMMARY_FIELDS = ("preprocessing", "class_names")  # stage-record fields lifted to the manifest's top level
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -139,14 +140,15 @@ class Manifest:
         self.save()
 
     def _refresh_summary(self) -> None:
-        """Top-level `artifacts`, `metrics` and `preprocessing`: the fields users and devices read."""
+        """Top-level `artifacts`, `metrics`, `preprocessing` and `class_names`: the fields users and devices read."""
         artifacts: dict[str, str] = {}
         metrics: dict[str, Any] = {}
         for record in self.data["stages"].values():
             artifacts.update({k: v["path"] for k, v in record["outputs"].items()})
             metrics.update(record["metrics"])
-            if "preprocessing" in record:
-                self.data["preprocessing"] = record["preprocessing"]
+            for field in SUMMARY_FIELDS:
+                if field in record:
+                    self.data[field] = record[field]
         self.data["artifacts"] = artifacts
         self.data["metrics"] = metrics
 

@@ -84,14 +84,20 @@ def _cell(document: dict[str, Any], path: tuple[str, ...], formatter: Callable[[
     return formatter(value)
 
 
+def _class_lines(documents: list[dict[str, Any]]) -> list[str]:
+    """One `classes:` line per distinct list of class names (the model's labels, from its samples file)."""
+    names = {tuple(document["class_names"]) for document in documents if document.get("class_names")}
+    return [f"classes: {', '.join(f'{index}={name}' for index, name in enumerate(group))}" for group in sorted(names)]
+
+
 def format_table(documents: list[dict[str, Any]]) -> str:
-    """Aligned text table, one row per device document."""
+    """Aligned text table, one row per device document, then the class names when the model has them."""
     rows = [list(COLUMNS)] + [[_cell(document, *column) for column in COLUMNS.values()] for document in documents]
     widths = [max(len(row[index]) for row in rows) for index in range(len(COLUMNS))]
-    return "\n".join(
+    return "\n".join([
         "  ".join(cell.ljust(width) if index < LEFT_ALIGNED else cell.rjust(width)
                   for index, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
-        for row in rows)
+        for row in rows] + _class_lines(documents))
 
 
 def print_failures(results: GroupResult) -> int:

@@ -21,7 +21,10 @@ DEFAULT_DATASET = "/usr/share/datasets/fashion-mnist"
 MODEL_NAMES = ("resnet8", "ds_cnn")
 PRETRAIN_METHODS = ("simclr", "rotation", "none")
 QUANTIZE_METHODS = ("pqat", "qat", "ptq")
-DATA_FORMATS = ("idx", "cifar10")
+DATA_FORMATS = ("idx", "cifar10", "npz", "folder")
+COLORS = ("rgb", "grayscale")
+# tf.image.resize methods; the one used is recorded in the manifest for devices to repeat.
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
 UPPER_LIMITS = {"model.width": 64, "pretrain.learning_rate": 10, "pretrain.temperature": 100,
                 "finetune.learning_rate": 10, "prune.learning_rate": 10, "quantize.learning_rate": 10,
@@ -44,6 +47,12 @@ class DataConfig:
     validation_size: int = 5000  # images carved from the training split, never trained on
     train_limit: int = 0  # 0 = all; small values make tiny test runs
     test_limit: int = 0
+    # format = "folder" only: every image is decoded, converted to `color` and resized to image_size.
+    image_size: list = field(default_factory=list)  # [H, W]; required for folders
+    color: str = "rgb"
+    resize: str = "bilinear"
+    strict: bool = False  # refuse (instead of skipping and counting) images that do not decode
+    unlabeled_path: str = ""  # a folder of images without labels (any depth) added to pretraining
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ class QuantizeConfig:
 
 @dataclass(frozen=True)
 class ConvertConfig:
-    calibration: str = "calibration_data/fashion_mnist_train_500.npz"
+    calibration: str = ""  # representative samples file; "" = drawn from the run's training split
     eval_samples: int = 200  # labelled test images shipped with the model for on-device checks
 
 
@@ -121,6 +130,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     """Range and choice checks that types alone cannot express."""
     src = config.source
     choice(config.data.format, DATA_FORMATS, f"{src}: data.format")
+    _validate_images(config.data, src)
     choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
     choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
     choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
@@ -154,6 +164,24 @@ def validate(config: PipelineConfig) -> PipelineConfig:
             raise UserError(f"{src}: {key} = {_setting(config, key)!r} must be at most {limit:g}")
     check_name(config.run.name, f"{src}: run.name")
     return config
+
+
+def _validate_images(data: DataConfig, src: str) -> None:
+    """The folder-only keys: a positive [H, W], a known color and resize method."""
+    choice(data.color, COLORS, f"{src}: data.color")
+    choice(data.resize, RESIZE_METHODS, f"{src}: data.resize")
+    size = data.image_size
+    if size and (len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise UserError(f"{src}: data.image_size = {size!r} must be [height, width], two positive integers")
+    if data.format == "folder" and not size:
+        raise UserError(f"{src}: data.image_size = [height, width] is required with data.format = \"folder\" "
+                        f"(images are resized to it)")
+    if data.format == "folder" and (data.train_limit or data.test_limit):
+        raise UserError(f"{src}: data.train_limit / test_limit do not apply to data.format = \"folder\"; "
+                        f"point data.path at a smaller folder instead")
+    if data.unlabeled_path and data.format != "folder":
+        raise UserError(f"{src}: data.unlabeled_path needs data.format = \"folder\" "
+                        f"(the npz format takes an x_unlabeled array instead)")
 
 
 def load_config(path: str | Path) -> PipelineConfig:

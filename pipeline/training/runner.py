@@ -40,12 +40,21 @@ def no_external_inputs(config: PipelineConfig) -> dict[str, Path]:
 
 
 def dataset_files(config: PipelineConfig) -> dict[str, Path]:
-    """The dataset's source files, named by their path under data.path."""
-    root = Path(config.data.path)
-    return {path.relative_to(root).as_posix(): path for path in source_files(config.data, config.source)}
+    """The dataset's source files, named by their path under data.path (or data.unlabeled_path)."""
+    roots = {"": Path(config.data.path), "unlabeled/": Path(config.data.unlabeled_path or config.data.path)}
+    named = {}
+    for path in source_files(config.data, config.source):
+        prefix, root = next(((prefix, root) for prefix, root in roots.items()
+                             if path != root and path.is_relative_to(root)),
+                            ("", path.parent))  # an npz dataset is one file: named by its file name
+        named[prefix + path.relative_to(root).as_posix()] = path
+    return named
 
 
 def calibration_files(config: PipelineConfig) -> dict[str, Path]:
+    """The configured calibration file; none when the convert stage draws its own from the training split."""
+    if not config.convert.calibration:
+        return {}
     return {"calibration": existing_calibration(Path(config.convert.calibration))}
 
 

@@ -16,6 +16,8 @@ def _kb(value) -> str:
 def print_summary(manifest: Manifest) -> None:
     m = manifest.data.get("metrics", {})
     print(f"\nrun {manifest.data.get('run')}  ({manifest.path})")
+    if manifest.data.get("class_names"):
+        print(f"classes: {', '.join(manifest.data['class_names'])}")
     if "ssl_accuracy" in m or "scratch_accuracy" in m:
         print(f"label fraction {m.get('label_fraction')}: SSL-pretrained {_pct(m.get('ssl_accuracy'))}"
               f" vs from scratch {_pct(m.get('scratch_accuracy'))} (test top-1, float Keras)")

@@ -5,7 +5,9 @@ model, and the compressed model named after how it was made) leaves this stage
 as `<name>.tflite` (artifact `<name>_tflite`) with its numbers under `metrics.variants.<name>`.
 Each is evaluated on the whole test set through LiteRT with proper input quantization and
 shipped with a samples file (real test images, labels, reference outputs, preprocessing)
-so that a device can check its accuracy and its outputs against the host's.
+so that a device can check its accuracy and its outputs against the host's (and name its classes).
+Unless convert.calibration names a file, the calibration images are drawn from the run's
+training split here and saved beside the models with their provenance.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.artifacts import gzip_size
+from pipeline.core.artifacts import gzip_size, read_json
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
 from pipeline.core.variants import KerasModel, Variant, compressed_variant, produced_variants
@@ -22,7 +24,7 @@ from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.cost import model_cost
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
-from pipeline.training.calibration_set import load_calibration
+from pipeline.training.calibration_set import draw_from_split, load_calibration, save_calibration
 from pipeline.training.fit import keras_accuracy
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -34,14 +36,18 @@ def _write_variant(ctx: StageContext, variant: Variant, model_bytes: bytes, data
     """Write `<name>.tflite` and its samples file; return (artifacts, the variant's own metrics)."""
     model_path = ctx.out_dir / f"{variant.name}.tflite"
     model_path.write_bytes(model_bytes)
-    test_images, test_labels = data.dataset.test_images, data.dataset.test_labels
-    outputs = run_model(model_path, test_images, f"evaluate {variant.name}")
-    count = min(ctx.config.convert.eval_samples, len(test_images))
+    test = data.test
+    outputs = run_model(model_path, test.batches(), f"evaluate {variant.name}", total=len(test))
+    count = min(ctx.config.convert.eval_samples, len(test))
+    # Evenly spaced over the test set: a folder lists its files class by class, so the first N would be one class.
+    positions = np.arange(count) * len(test) // max(count, 1)
+    shipped = test.select(positions)
+    names = {"class_names": np.asarray(data.dataset.class_names, dtype=str)} if data.dataset.class_names else {}
     samples_path = ctx.out_dir / f"{variant.name}.samples.npz"
-    save_npz(samples_path, images=test_images[:count], labels=test_labels[:count], reference_outputs=outputs[:count],
-             preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET))
+    save_npz(samples_path, images=shipped.to_array(), labels=shipped.labels, reference_outputs=outputs[positions],
+             preprocess_scale=np.float32(PIXEL_SCALE), preprocess_offset=np.float32(PIXEL_OFFSET), **names)
     cost = model_cost(model_path)
-    metrics = {"accuracy": accuracy(outputs, test_labels), "bytes": model_path.stat().st_size,
+    metrics = {"accuracy": accuracy(outputs, test.labels), "bytes": model_path.stat().st_size,
                "gzip_bytes": gzip_size(model_path), "macs": cost.macs, "params": cost.params}
     if variant.quantized:
         report = inspect_int8(model_path)
@@ -54,7 +60,7 @@ class _KerasModels:
     """Each Keras model a variant needs, loaded and scored on the test split once."""
 
     def __init__(self, ctx: StageContext, data: RunData):
-        self.ctx, self.test = ctx, (data.dataset.test_images, data.dataset.test_labels)
+        self.ctx, self.test = ctx, data.test
         self._models: dict[KerasModel, Any] = {}
         self._accuracies: dict[KerasModel, float] = {}
 
@@ -65,15 +71,30 @@ class _KerasModels:
 
     def accuracy(self, which: KerasModel) -> float:
         if which not in self._accuracies:
-            self._accuracies[which] = keras_accuracy(self.model(which), *self.test)
+            self._accuracies[which] = keras_accuracy(self.model(which), self.test)
         return self._accuracies[which]
+
+
+def _calibration(ctx: StageContext, data: RunData) -> tuple[np.ndarray, dict[str, Path]]:
+    """The calibration images: the configured file, or drawn from the training split and saved here."""
+    if ctx.config.convert.calibration:
+        return load_calibration(Path(ctx.config.convert.calibration), data.dataset.input_shape), {}
+    drawn = draw_from_split(data.train, data.train_idx)
+    drawn["provenance"].update({
+        "source_files": read_json(ctx.input("data", "sources")),
+        "split": f"training split of run seed {ctx.config.run.seed} (data stage split.npz)",
+        "command": "the convert stage, with convert.calibration = \"\"",
+    })
+    path = ctx.out_dir / "calibration.npz"
+    save_calibration(path, drawn)
+    return drawn["images"], {"calibration": path, "calibration_provenance": path.with_suffix(".json")}
 
 
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
-    calibration = load_calibration(Path(ctx.config.convert.calibration), data.dataset.input_shape)
+    calibration, artifacts = _calibration(ctx, data)
     keras_models = _KerasModels(ctx, data)
-    artifacts, variants = {}, {}
+    variants = {}
     for variant in produced_variants(ctx.config):
         model = keras_models.model(variant.converted_from)
         model_bytes = convert_int8(model, calibration) if variant.quantized else convert_float(model)

@@ -1,4 +1,5 @@
-"""Stage 2: self-supervised pretraining of the encoder on the unlabeled training images.
+"""Stage 2: self-supervised pretraining of the encoder on the training images (labels unused)
+plus the unlabeled images of data.unlabeled_path or the npz's x_unlabeled.
 
 The encoder is the classifier's own layers up to global pooling, so its weights load by
 layer name into the flat classifier that fine-tuning builds (TF-MOT refuses nested models).
@@ -12,19 +13,19 @@ import numpy as np
 from tqdm import tqdm
 
 from models import build_classifier, encoder_of
-from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras, tf
 from pipeline.errors import UserError
 from pipeline.training.fit import seed_everything
+from pipeline.training.image_set import ImageSet, model_input
 from pipeline.training.ssl import rotation, simclr
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
 
 
-def _train(step, images: np.ndarray, epochs: int, batch_size: int, seed: int) -> tuple[float, float]:
+def _train(step, images: ImageSet, epochs: int, batch_size: int, seed: int) -> tuple[float, float]:
     """Run `step` over shuffled batches; return (last epoch's mean loss, images per second)."""
-    dataset = (tf.data.Dataset.from_tensor_slices(to_float(images))
-               .shuffle(len(images), seed=seed).batch(batch_size, drop_remainder=True).prefetch(2))
+    dataset = (images.dataset(labelled=False, shuffle_seed=seed).batch(batch_size, drop_remainder=True)
+               .map(model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     steps = len(images) // batch_size
     started, epoch_loss = time.perf_counter(), float("nan")
     with tqdm(total=epochs * steps, desc="pretrain", unit="step", file=sys.stderr, leave=False, mininterval=1.0) as bar:
@@ -55,7 +56,7 @@ def run(ctx: StageContext) -> StageOutput:
     else:
         head = rotation.rotation_head(feature_dim)
         step = rotation.make_train_step(encoder, head, optimizer)
-    images = data.train_images
+    images = data.pretraining
     if len(images) < cfg.batch_size:
         raise UserError(f"{ctx.config.source}: pretrain.batch_size = {cfg.batch_size} is larger than the "
                         f"{len(images)} training images; lower it")
@@ -63,5 +64,5 @@ def run(ctx: StageContext) -> StageOutput:
     encoder_path = ctx.out_dir / "encoder.h5"
     encoder.save_weights(encoder_path)
     metrics = {"pretrain_method": cfg.method, "pretrain_loss": round(loss, 4),
-               "pretrain_images_per_s": round(throughput, 1)}
+               "pretrain_images": len(images), "pretrain_images_per_s": round(throughput, 1)}
     return StageOutput({"encoder": encoder_path}, metrics)

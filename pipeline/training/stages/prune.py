@@ -20,7 +20,7 @@ def run(ctx: StageContext) -> StageOutput:
     cfg = ctx.config.prune
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     pruned_path = ctx.out_dir / "pruned.h5"
     if cfg.target_sparsity == 0:
         shutil.copyfile(ctx.input("finetune", "classifier"), pruned_path)
@@ -29,7 +29,7 @@ def run(ctx: StageContext) -> StageOutput:
         model = keras.models.load_model(ctx.input("finetune", "classifier"), compile=False)
         steps = -(-len(images) // cfg.batch_size)
         model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency))
-        throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
                                      augmented=ctx.config.finetune.augment, description="prune",
                                      callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
@@ -39,7 +39,7 @@ def run(ctx: StageContext) -> StageOutput:
         "target_sparsity": cfg.target_sparsity,
         "sparsity": overall_sparsity(stripped),
         "sparsity_per_layer": kernel_sparsity(stripped),
-        "pruned_val_accuracy": keras_accuracy(stripped, data.val_images, data.val_labels),
+        "pruned_val_accuracy": keras_accuracy(stripped, data.validation),
         "prune_images_per_s": None if throughput is None else round(throughput, 1),
     }
     return StageOutput({"pruned": pruned_path}, metrics)

@@ -37,15 +37,15 @@ def run(ctx: StageContext) -> StageOutput:
         return StageOutput({"quantize_ready": out_path}, {"quantize_method": "ptq"})
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     model = quantize_aware(keras.models.load_model(ctx.input("prune", "pruned"), compile=False), cfg.method)
-    throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+    throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                  learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
                                  augmented=ctx.config.finetune.augment, description=cfg.method)
     model.save(out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,
-        "qat_val_accuracy": keras_accuracy(model, data.val_images, data.val_labels),
+        "qat_val_accuracy": keras_accuracy(model, data.validation),
         "quantize_images_per_s": round(throughput, 1),
     }
     return StageOutput({"quantize_ready": out_path}, metrics)
