@@ -74,7 +74,7 @@ def format_table(documents: list[dict[str, Any]]) -> str:
     widths = [max(len(row[index]) for row in rows) for index in range(len(COLUMNS))]
     return "\n".join([
         "  ".join(cell.ljust(width) if index < LEFT_ALIGNED else cell.rjust(width)
-                  for index, (cell, width) in enumerate(zip(row, widths))).rstrip()
+                  for index, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
         for row in rows] + _class_lines(documents))
 
 
