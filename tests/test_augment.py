@@ -13,7 +13,7 @@ from pipeline.training.fit import seed_everything
 @pytest.fixture(scope="module")
 def batch():
     """16 real Fashion-MNIST images as the float [0, 1] batch augment() receives."""
-    return tf.constant(to_float(load_dataset(DataConfig(train_limit=16, test_limit=1)).train_images))
+    return tf.constant(to_float(load_dataset(DataConfig(train_limit=16, test_limit=1)).train.pixels))
 
 
 @pytest.mark.parametrize("strength", [SSL_STRENGTH, FINETUNE_STRENGTH], ids=["ssl", "finetune"])

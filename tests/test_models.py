@@ -53,18 +53,18 @@ def test_ds_cnn_trains_and_converts_to_full_int8(tmp_path):
     seed_everything(2)
     model = build_classifier("ds_cnn", data.input_shape, 10, width=0.25)
     before = [weights.copy() for weights in model.get_weights()]
-    train_on_labels(model, data.train_images, data.train_labels, epochs=1, batch_size=64, learning_rate=1e-3,
+    train_on_labels(model, data.train, epochs=1, batch_size=64, learning_rate=1e-3,
                     seed=2, augmented=True, description="ds_cnn")
     assert all(not np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True)
                if old.ndim == 4)  # every conv kernel moved
     path = tmp_path / "ds_cnn_int8.tflite"
-    path.write_bytes(convert_int8(model, data.train_images[:32]))
+    path.write_bytes(convert_int8(model, data.train.pixels[:32]))
     report = inspect_int8(path)
     assert report["boundary_int8"] and report["float_ops"] == []
     assert report["op_counts"]["DEPTHWISE_CONV_2D"] == 4 and report["op_counts"]["CONV_2D"] == 5
-    outputs = run_model(path, data.test_images, "ds_cnn int8")
+    outputs = run_model(path, [data.test.pixels], "ds_cnn int8")
     assert outputs.dtype == np.int8 and outputs.shape == (32, 10)
     scale, zero_point = load_interpreter(path).get_output_details()[0]["quantization"]
     dequantized = (outputs.astype(np.float32) - zero_point) * scale
-    error = np.abs(dequantized - model.predict(to_float(data.test_images), verbose=0))
+    error = np.abs(dequantized - model.predict(to_float(data.test.pixels), verbose=0))
     assert error.max() <= 4 * scale  # the int8 file computes what the Keras model does, to a few output steps

@@ -17,7 +17,7 @@ from pipeline.training.ssl.simclr import nt_xent_loss
 @pytest.fixture(scope="module")
 def images():
     """64 real Fashion-MNIST training images, uint8 NHWC."""
-    return load_dataset(DataConfig(train_limit=64, test_limit=1)).train_images
+    return load_dataset(DataConfig(train_limit=64, test_limit=1)).train.pixels
 
 
 def reference_nt_xent(z1: np.ndarray, z2: np.ndarray, temperature: float) -> float:

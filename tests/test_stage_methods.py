@@ -45,11 +45,11 @@ def test_qat_run_converts_to_full_int8(copied_run, tmp_path):
     assert len(wrappers) >= 10  # convs and the dense layer fake-quantized, not the float model passed through
     dataset = load_dataset(config.data)
     path = tmp_path / "qat_int8.tflite"
-    path.write_bytes(convert_int8(model, dataset.train_images[:50]))
+    path.write_bytes(convert_int8(model, dataset.train.pixels[:50]))
     report = inspect_int8(path)
     assert report["boundary_int8"] and report["float_ops"] == []
-    outputs = run_model(path, dataset.test_images[:50], "qat int8")
+    outputs = run_model(path, [dataset.test.pixels[:50]], "qat int8")
     # The int8 file computes what the QAT Keras model does, to a few output quantization steps.
     scale, zero_point = load_interpreter(path).get_output_details()[0]["quantization"]
-    expected = model.predict(to_float(dataset.test_images[:50]), verbose=0)
+    expected = model.predict(to_float(dataset.test.pixels[:50]), verbose=0)
     assert np.abs((outputs.astype(np.float32) - zero_point) * scale - expected).max() <= 4 * scale

@@ -44,8 +44,8 @@ def test_finetune_records_ssl_and_scratch_at_the_label_fraction(run):
     # learns is tests/test_fit.py's job. Here: the recorded accuracy is the saved classifier's on the test set.
     dataset = load_dataset(config.data)
     classifier = keras.models.load_model(manifest.output_path("finetune", "classifier"), compile=False)
-    assert metrics["ssl_accuracy"] == keras_accuracy(classifier, dataset.test_images, dataset.test_labels)
-    assert (metrics["scratch_accuracy"] * len(dataset.test_labels)).is_integer()  # a share of the 200 test images
+    assert metrics["ssl_accuracy"] == keras_accuracy(classifier, dataset.test)
+    assert (metrics["scratch_accuracy"] * len(dataset.test.labels)).is_integer()  # a share of the 200 test images
 
 
 def test_prune_reaches_target_sparsity_per_layer(run):
@@ -93,7 +93,7 @@ def test_samples_file_ships_real_images_and_reference_outputs(run):
         assert samples["images"].std() > 0
         assert samples["reference_outputs"].dtype == np.int8 and samples["reference_outputs"].shape == (20, 10)
         assert samples["preprocess_scale"] == np.float32(1 / 255)
-        path = manifest.run_dir / data["artifacts"]["int8_tflite"]  # references belong to these very images
+        path = manifest.run_dir / data["artifacts"]["pqat_int8_tflite"]  # references belong to these very images
         np.testing.assert_array_equal(run_model(path, [samples["images"]], "check"), samples["reference_outputs"])
         assert len(np.unique(samples["labels"])) > 1
 
