@@ -94,7 +94,7 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
     chains = {chain.conv.name: chain for chain in prunable_chains(model)}
     for name in layers or []:
         if name not in chains:
-            kind = type(model.get_layer(name)).__name__ if name in {l.name for l in model.layers} else "missing"
+            kind = type(model.get_layer(name)).__name__ if name in {lyr.name for lyr in model.layers} else "missing"
             raise UserError(f"layer {name} ({kind}) cannot be channel-pruned: only a Conv2D whose output reaches one "
                             f"conv or pooled dense without an addition can (prunable: {', '.join(chains) or 'none'})")
     chosen = [chains[name] for name in layers] if layers else list(chains.values())
@@ -107,8 +107,8 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
         kept_filters[chain.conv.name] = kept_inputs[chain.reader.name] = keep
         for layer in chain.path:
             if layer.get_weights():
-                replacements[layer.name] = (lambda original, x, w=_slice_channelwise(layer, keep):
-                                            copy_layer(original, x, weights=w))
+                sliced = _slice_channelwise(layer, keep)
+                replacements[layer.name] = (lambda original, x, w=sliced: copy_layer(original, x, weights=w))
         records.append(PrunedLayer(chain.conv.name, chain.conv.filters, kept))
     by_name = {layer.name: layer for layer in model.layers}
     for name in kept_filters.keys() | kept_inputs.keys():
