@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
-from pipeline.training.surgery import consumers, copy_layer, model_macs, rebuild
+from pipeline.training.surgery import Replacement, consumers, copy_layer, model_macs, rebuild
 
 CRITERIA = ("l1", "bn_gamma")
 CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
@@ -107,8 +107,7 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
         kept_filters[chain.conv.name] = kept_inputs[chain.reader.name] = keep
         for layer in chain.path:
             if layer.get_weights():
-                sliced = _slice_channelwise(layer, keep)
-                replacements[layer.name] = (lambda original, x, w=sliced: copy_layer(original, x, weights=w))
+                replacements[layer.name] = _with_weights(_slice_channelwise(layer, keep))
         records.append(PrunedLayer(chain.conv.name, chain.conv.filters, kept))
     by_name = {layer.name: layer for layer in model.layers}
     for name in kept_filters.keys() | kept_inputs.keys():
@@ -116,7 +115,12 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
     return rebuild(model, replacements), records
 
 
-def _sliced_copy(layer: keras.layers.Layer, inputs_kept: np.ndarray | None, filters_kept: np.ndarray | None):
+def _with_weights(weights: list[np.ndarray]) -> Replacement:
+    return lambda original, x: copy_layer(original, x, weights=weights)
+
+
+def _sliced_copy(layer: keras.layers.Layer, inputs_kept: np.ndarray | None,
+                 filters_kept: np.ndarray | None) -> Replacement:
     """A replacement for a Conv2D or Dense with some input channels and/or filters removed."""
     kernel, *bias = layer.get_weights()
     if inputs_kept is not None:

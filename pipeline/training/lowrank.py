@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
-from pipeline.training.surgery import copy_layer, layer_macs, rebuild
+from pipeline.training.surgery import Replacement, copy_layer, layer_macs, rebuild
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def choose_rank(singular_values: np.ndarray, energy: float) -> int:
     """The smallest rank whose squared singular values keep at least `energy` of the total."""
     squares = np.asarray(singular_values, dtype=np.float64) ** 2
     kept = np.cumsum(squares) / max(squares.sum(), np.finfo(np.float64).tiny)
-    return int(min(np.searchsorted(kept, energy - 1e-12) + 1, len(squares)))
+    return min(int(np.searchsorted(kept, energy - 1e-12)) + 1, len(squares))
 
 
 def split_layer(layer: keras.layers.Layer, inputs, rank: int):
@@ -66,6 +66,10 @@ def split_layer(layer: keras.layers.Layer, inputs, rank: int):
     reduce.set_weights([first.reshape(kh, kw, cin, rank)])
     return copy_layer(layer, hidden, config={"kernel_size": (1, 1), "strides": (1, 1), "padding": "valid"},
                       weights=[second.reshape(1, 1, rank, -1), *bias])
+
+
+def _split_at(rank: int) -> Replacement:
+    return lambda layer, inputs: split_layer(layer, inputs, rank)
 
 
 def _factorizable(layer: keras.layers.Layer) -> bool:
@@ -103,5 +107,5 @@ def factorize(model: keras.Model, layers: list[str], energy: float) -> tuple[ker
                                      layer_macs(layer), macs_after if saves else layer_macs(layer), matrix.size,
                                      params_after if saves else matrix.size, saves))
         if saves:
-            replacements[layer.name] = (lambda original, inputs, r=rank: split_layer(original, inputs, r))
+            replacements[layer.name] = _split_at(rank)
     return rebuild(model, replacements), records
