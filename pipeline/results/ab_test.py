@@ -1,0 +1,79 @@
+"""Back-to-back A/B: tonight's model (A) against the baseline night's model (B) on the same device, same night.
+
+Run-to-run drift (a warmer board, a busier CI machine) is common to A and B when they run interleaved,
+so the ratio of their per-round medians cancels it. The unit of evidence is a round: each round gives one
+ratio median(A) / median(B), and the decision is a one-sided paired t-test on the log ratios (df =
+rounds - 1). With rounds independent and no change, a series is confirmed as a model regression with
+probability at most `alpha`; the estimated ratio must also pass the rule's threshold.
+
+`night_verdict` then keeps model regressions apart from device drift: when the A/B finds no model
+change but the baseline model itself ran slower tonight than on the baseline nights (judged with the
+same run-level rule), the device is slower. Pure functions on plain lists, no I/O.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.results.regression import REGRESSION, Comparison, Rule, worse_by
+
+MIN_ROUNDS = 3
+MODEL_REGRESSION = "model-regression"
+DEVICE_SLOWER = "device-slower"
+UNCONFIRMED = "unconfirmed"  # slower on history alone, and the A/B could not run or did not confirm it
+
+
+@dataclass(frozen=True)
+class ABTest:
+    """The paired rounds and what they say; ratios are A / B (tonight's model / the baseline model)."""
+
+    rounds: int
+    a_medians: tuple[float, ...]  # per-round median of tonight's model
+    b_medians: tuple[float, ...]  # per-round median of the baseline model
+    ratio: float  # geometric mean of the per-round ratios
+    ratio_low: float  # two-sided (1 - 2 alpha) t interval of the ratio
+    ratio_high: float
+    p_value: float  # one-sided: A worse than B
+    confirmed: bool  # a model regression: past the threshold and significant
+
+
+def paired_test(rule: Rule, a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[Sequence[float]]) -> ABTest:
+    """Judge interleaved rounds of A and B (each round a list of per-invoke values) with `rule`."""
+    from scipy.stats import t  # here, not at the top: importing scipy.stats takes ~1 s
+
+    if len(a_rounds) != len(b_rounds) or len(a_rounds) < MIN_ROUNDS:
+        raise ValueError(f"an A/B test needs the same number of rounds for A and B, at least {MIN_ROUNDS}; "
+                         f"got {len(a_rounds)} and {len(b_rounds)}")
+    a_medians = np.asarray([np.median(values) for values in a_rounds], float)
+    b_medians = np.asarray([np.median(values) for values in b_rounds], float)
+    worse = np.asarray([worse_by(rule, value) for value in np.log(a_medians / b_medians)])
+    rounds, mean, spread = len(worse), float(worse.mean()), float(worse.std(ddof=1))
+    alpha = rule.alpha if rule.alpha is not None else 0.01
+    if spread > 0:
+        error = spread / np.sqrt(rounds)
+        p_value = float(t.sf(mean / error, rounds - 1))
+        margin = float(t.ppf(1 - alpha, rounds - 1)) * error
+    else:  # identical ratios in every round: the sign of the mean is certain
+        p_value, margin = (0.0 if mean > 0 else 1.0), 0.0
+    sign = -1.0 if rule.higher_is_better else 1.0  # back from "worse" to the ratio A / B
+    low, high = sorted((float(np.exp(sign * (mean - margin))), float(np.exp(sign * (mean + margin)))))
+    confirmed = mean > np.log1p(rule.threshold) and p_value < alpha
+    return ABTest(rounds, tuple(a_medians.tolist()), tuple(b_medians.tolist()), float(np.exp(sign * mean)),
+                  low, high, p_value, bool(confirmed))
+
+
+def night_verdict(history: Comparison, ab: ABTest | None, baseline_model_tonight: Comparison | None) -> str:
+    """The final word on one noisy metric of one series.
+
+    `history` is tonight's value against the baseline nights; `ab` the back-to-back test, if one ran;
+    `baseline_model_tonight` the baseline model's value in that test against the same baseline nights.
+    A model regression needs the A/B's confirmation; a baseline model that is itself slower tonight
+    (and no model change) means the device is slower.
+    """
+    if ab is not None and ab.confirmed:
+        return MODEL_REGRESSION
+    if ab is not None and baseline_model_tonight is not None and baseline_model_tonight.direction == REGRESSION:
+        return DEVICE_SLOWER
+    return UNCONFIRMED if history.direction == REGRESSION else history.direction
