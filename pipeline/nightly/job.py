@@ -8,6 +8,7 @@ running run that no baseline uses; the next nightly's `begin_run` marks it faile
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,14 @@ from pipeline.devices import DeviceProfile, benchmark, failure_reason, model_fro
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.devices.targets import VARIANTS as BENCH_ARTIFACTS
 from pipeline.errors import UserError
+from pipeline.nightly import kept_models
+from pipeline.nightly.confirm import ABRequest, Confirmation
 from pipeline.nightly.nightly_config import NightlyConfig
 from pipeline.nightly.publish import publish
-from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
+from pipeline.nightly.report import VERDICT_DEVICE, VERDICT_FAILED, VERDICT_REGRESSION, Failure, build_report
 from pipeline.nightly.text import verdict_line
-from pipeline.results import ResultsStore, begin_pipeline_run, check_run
+from pipeline.results import Finding, ResultsStore, begin_pipeline_run, check_run
+from pipeline.results.check import baseline_choice
 from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.manifest import git_commit
 from pipeline.results.store import COMPLETE, FAILED
@@ -55,6 +59,9 @@ class _Night:
     error: str | None = None  # why the run failed
     failures: list[Failure] = field(default_factory=list)
     recorded: int = 0  # benchmark results stored
+    files: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # variant -> tonight's model and samples
+    benchmarked: set[tuple[str, str]] = field(default_factory=set)  # (device, variant) with a stored result
+    benchmark_seconds: dict[str, float] = field(default_factory=dict)  # variant -> wall time on every device
 
 
 def variant_files(manifest: Manifest, variant: str) -> tuple[Path, Path]:
@@ -86,13 +93,39 @@ class NightlyJob:
             self._record(*trained)
         findings = []
         if self.store.run(self.night.run_id)["status"] == COMPLETE:
-            findings = check_run(self.store, self.night.run_id, rules=self.config.regression_rules(),
-                                 baseline_runs=self.config.baseline_runs)
+            findings = self._check(trained[0].run_dir.name)
         report = build_report(self.store, self.night.run_id, devices=[p.name for p in self.profiles],
                               findings=findings, failures=self.night.failures, error=self.night.error)
         folder = publish(report, self.config.reports_dir)
-        exit_code = {VERDICT_FAILED: EXIT_FAILED, VERDICT_REGRESSION: EXIT_REGRESSION}.get(report.verdict, EXIT_OK)
-        return Outcome(exit_code, verdict_line(report), self.night.run_id, folder)
+        return Outcome(self._exit_code(report.verdict), verdict_line(report), self.night.run_id, folder)
+
+    def _exit_code(self, verdict: str) -> int:
+        """2 no verdict, 1 a model regression (or device drift, when fail_on lists "device"), else 0."""
+        if verdict == VERDICT_FAILED:
+            return EXIT_FAILED
+        if verdict == VERDICT_REGRESSION or (verdict == VERDICT_DEVICE and "device" in self.config.fail_on):
+            return EXIT_REGRESSION
+        return EXIT_OK
+
+    def _check(self, run_name: str) -> list[Finding]:
+        """History first (`check_run`), then a back-to-back A/B for each series that looks worse."""
+        run_id = self.night.run_id
+        findings = check_run(self.store, run_id, rules=self.config.regression_rules(),
+                             baseline_runs=self.config.baseline_runs)
+        choice = baseline_choice(self.store, run_id, baseline_runs=self.config.baseline_runs)
+        requests = {(profile.name, variant): ABRequest(profile, variant, files, run_name, self.config.ab_rounds)
+                    for profile in self.profiles for variant, files in self.night.files.items()
+                    if (profile.name, variant) in self.night.benchmarked}
+        confirmation = Confirmation(self.store, run_id, choice, self.config.models_dir, self.log)
+        return confirmation.confirm(findings, requests, self.night.benchmark_seconds)
+
+    def _keep_models(self) -> None:
+        """Tonight's model files, by content, for the A/B tests of later nights; a copy that fails is only logged."""
+        for variant, (model, samples) in self.night.files.items():
+            try:
+                kept_models.keep(self.config.models_dir, model, samples)
+            except OSError as error:
+                self.log(f"could not keep {variant}'s model in {self.config.models_dir}: {error}")
 
     def _train(self, pipeline_config: PipelineConfig) -> tuple[Manifest, dict[str, tuple[Path, Path]]] | None:
         """Run the pipeline (cached stages are reused); a failure is recorded as a failed run."""
@@ -110,10 +143,13 @@ class NightlyJob:
     def _record(self, manifest: Manifest, files: dict[str, tuple[Path, Path]]) -> None:
         """Record the run, benchmark and store every result, then mark the run complete or failed."""
         self.night.run_id = run_id = begin_pipeline_run(self.store, manifest.run_dir, kind=RUN_KIND)
+        self.night.files = files
         self.log(f"recording run {run_id} in {self.store.db.url}")
         try:
             for variant, (model, samples) in files.items():
+                started = time.monotonic()
                 self._benchmark(manifest.run_dir.name, variant, model, samples)
+                self.night.benchmark_seconds[variant] = round(time.monotonic() - started, 3)
         except Exception as error:  # noqa: BLE001 - e.g. the database went away: the run failed, say why
             self._finish_failed(f"recording failed: {_describe(error)}")
             return
@@ -124,6 +160,7 @@ class NightlyJob:
             self._finish_failed("no device produced a result (every device failed)")
             return
         self.store.finish_run(run_id, COMPLETE)
+        self._keep_models()
 
     def _finish_failed(self, reason: str) -> None:
         self.night.error = reason
@@ -148,6 +185,7 @@ class NightlyJob:
             self._fail(device, variant, str(error))
             return
         self.night.recorded += 1
+        self.night.benchmarked.add((device, variant))
         self.log(f"recorded {variant} on {device}: median {document['latency_ms']['median']:.3f} ms")
 
     def _fail(self, device: str, variant: str, reason: str) -> None:

@@ -38,13 +38,16 @@ def render(report: NightlyReport) -> str:
     lines = [f"**{text.verdict_line(report)}**", ""]
     if report.variants:
         lines += comparison_table(report)
-    lines += _section("Regressions", report.regressions)
+    lines += _section("Model regressions", report.regressions)
+    lines += _section("Device drift", report.device_drifts)
+    if report.unconfirmed:
+        lines += _section("Slower on history alone, not confirmed", report.unconfirmed)
     lines += _section("Improvements", report.improvements)
     if report.failures:
         lines += ["", "**Failed benchmarks**", ""]
         lines += [f"- {failure.variant} on {failure.device}: {_escape(failure.reason)}" for failure in report.failures]
     if report.without_baseline:
         lines += ["", f"{len(report.without_baseline)} metric(s) had no baseline yet (not judged)."]
-    lines += ["", f"Latency cells: median / p99. {text.settings_line(report)} "
+    lines += ["", f"Latency cells: median / p99. {text.settings_line(report)} {text.ab_cost_line(report)}"
                   "Details and plots: report.html; every number: report.json."]
     return "\n".join(lines) + "\n"

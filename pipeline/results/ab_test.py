@@ -70,8 +70,10 @@ def night_verdict(history: Comparison, ab: ABTest | None, baseline_model_tonight
     `history` is tonight's value against the baseline nights; `ab` the back-to-back test, if one ran;
     `baseline_model_tonight` the baseline model's value in that test against the same baseline nights.
     A model regression needs the A/B's confirmation; a baseline model that is itself slower tonight
-    (and no model change) means the device is slower.
+    (and no model change) means the device is slower. Deterministic metrics need no A/B.
     """
+    if not history.rule.noisy:  # size and accuracy are deterministic: history is the whole story
+        return MODEL_REGRESSION if history.direction == REGRESSION else history.direction
     if ab is not None and ab.confirmed:
         return MODEL_REGRESSION
     if ab is not None and baseline_model_tonight is not None and baseline_model_tonight.direction == REGRESSION:
