@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.results.regression import REGRESSION, Comparison, Rule, worse_by
+from pipeline.results.regression import REGRESSION, UNCHANGED, Comparison, Rule, worse_by
 
 MIN_ROUNDS = 3
 MODEL_REGRESSION = "model-regression"
@@ -78,4 +78,6 @@ def night_verdict(history: Comparison, ab: ABTest | None, baseline_model_tonight
         return MODEL_REGRESSION
     if ab is not None and baseline_model_tonight is not None and baseline_model_tonight.direction == REGRESSION:
         return DEVICE_SLOWER
-    return UNCONFIRMED if history.direction == REGRESSION else history.direction
+    if history.direction == REGRESSION:  # an A/B that ran and cleared the model outweighs one night's history
+        return UNCONFIRMED if ab is None else UNCHANGED
+    return history.direction
