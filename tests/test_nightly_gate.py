@@ -25,21 +25,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import micro_config, run_cli, write_toml
-from tests.test_nightly_job import repeating_python
+from tests.test_nightly_job import LOCAL_DEVICE, repeating_python
 
 VARIANTS = ("float", "ptq_int8", "pqat_int8")
 PROCESS_TIMEOUT_S = 600
 BASELINE_NIGHTS = 3
 BUSY_LOOPS = 2
 HEAVY_REPEATS = 100
-LOCAL_DEVICE = """[devices.local]
-workdir = "{workdir}"
-runs = 30
-min_s = 0.3
-warmup_runs = 3
-warmup_min_s = 0.1
-idle_s = 0
-"""
 
 
 def _config(folder: Path, pipeline_config: Path, python: Path | None = None) -> Path:

@@ -103,6 +103,8 @@ def test_night_verdict_keeps_a_slower_device_apart_from_a_slower_model() -> None
     assert night_verdict(history, slower_model, baseline_model_tonight) == MODEL_REGRESSION
     assert night_verdict(history, same_model, baseline_model_tonight) == DEVICE_SLOWER
     assert night_verdict(history, None, None) == UNCONFIRMED  # slower on history alone is never a model regression
+    calm_baseline_model = compare("latency_ms", BASELINE, _value(9, 20.1), LATENCY)
+    assert night_verdict(history, same_model, calm_baseline_model) == UNCHANGED  # the A/B cleared the model
     calm = compare("latency_ms", BASELINE, _value(9, 20.5), LATENCY)
     assert night_verdict(calm, same_model, compare("latency_ms", BASELINE, _value(9, 20.2), LATENCY)) == UNCHANGED
 

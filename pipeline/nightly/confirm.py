@@ -38,7 +38,6 @@ class ABRequest:
     """Everything one A/B needs: where, which two models, and the night it belongs to."""
 
     profile: DeviceProfile
-    variant: str
     tonight: tuple[Path, Path]  # model and samples
     run_name: str
     rounds: int

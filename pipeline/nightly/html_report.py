@@ -113,7 +113,8 @@ def render(report: NightlyReport) -> str:
         body.append(_comparison(report))
     body += [_list("Model regressions", report.regressions, "regression"),
              _list("Device drift", report.device_drifts, "device-slower"),
-             _list("Slower on history alone, not confirmed", report.unconfirmed, "unconfirmed"),
+             _list("Slower on history alone, not confirmed", report.unconfirmed, "unconfirmed") if report.unconfirmed
+             else "",
              _list("Improvements", report.improvements, "improvement"), _failures(report), _plots(report),
              _all_findings(report), _run_details(report)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(verdict)}</title>'

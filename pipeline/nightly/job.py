@@ -113,7 +113,7 @@ class NightlyJob:
         findings = check_run(self.store, run_id, rules=self.config.regression_rules(),
                              baseline_runs=self.config.baseline_runs)
         choice = baseline_choice(self.store, run_id, baseline_runs=self.config.baseline_runs)
-        requests = {(profile.name, variant): ABRequest(profile, variant, files, run_name, self.config.ab_rounds)
+        requests = {(profile.name, variant): ABRequest(profile, files, run_name, self.config.ab_rounds)
                     for profile in self.profiles for variant, files in self.night.files.items()
                     if (profile.name, variant) in self.night.benchmarked}
         confirmation = Confirmation(self.store, run_id, choice, self.config.models_dir, self.log)
