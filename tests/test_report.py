@@ -252,3 +252,12 @@ def test_a_publisher_that_fails_leaves_the_previous_report_whole(tmp_path: Path,
         publish(report, tmp_path / "reports")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in (tmp_path / "reports").iterdir()] == [folder.name]
+
+
+def test_a_series_that_stepped_has_its_change_point_in_the_trend(tmp_path: Path) -> None:
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        for day in range(1, 9):
+            current = _night(store, day, scale={(UNMETERED, "float"): 1.3} if day >= 5 else None)
+        report = build_report(store, current, devices=[UNMETERED], findings=check_run(store, current))
+    steps = {(t.series.device, t.series.variant): t.change_points for t in report.trends}
+    assert steps[(UNMETERED, "float")] == [5] and steps[(UNMETERED, "ptq_int8")] == []
