@@ -31,6 +31,7 @@ BAD_CONFIGS = [
     ("[nightly]\nfail_on = ['model', 'devices']\n",
      "nightly.fail_on[1] = 'devices' is not valid; choose from: model, device"),
     ("[nightly]\nab_rounds = 2\n", "nightly.ab_rounds = 2 must be at least 3"),
+    ("[nightly]\nab_rounds = 5\n", "nightly.ab_rounds = 5 cannot reach rules.latency_ms.alpha = 0.01 (an A/B over n"),
     ("[rules.power]\nthreshold = 0.1\n", "regression rule for new metric 'power' needs 'change' and 'threshold'"),
     ("rules = 3\n", "'rules' must hold [rules.<metric>] tables"),
     ("[nightly\n", "not valid TOML"),
@@ -43,7 +44,7 @@ def test_the_shipped_config_trains_the_demo_and_benchmarks_three_variants_on_loc
     assert config.variants == list(ALL_VARIANTS) == ["float", "ptq_int8", "pqat_int8"]
     assert config.baseline_runs == 5 and config.results_db == "" and config.reports_dir == "reports"
     assert config.regression_rules()["latency_ms"] == DEFAULT_RULES["latency_ms"]
-    assert config.fail_on == ["model"] and config.ab_rounds == 6 and config.models_dir == "results/models"
+    assert config.fail_on == ["model"] and config.ab_rounds == 10 and config.models_dir == "results/models"
 
 
 def test_rule_overrides_and_command_line_values_replace_the_defaults(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_busy_loops_make_the_device_slower_not_the_model(micro_run, tmp_path: Pa
     slower = [f for f in _latency(report).values() if f["verdict"] == "device-slower"]
     assert slower, _latency(report)
     for finding in slower:
-        assert finding["ab"]["rounds"] == 6 and not finding["ab"]["confirmed"]
+        assert finding["ab"]["rounds"] == 10 and not finding["ab"]["confirmed"]
         assert finding["baseline_model_tonight"]["direction"] == "regression"  # the baseline model is slower too
         assert finding["evidence"]["tonight"]["after"]["load_1m"] is not None
 

@@ -162,7 +162,7 @@ def test_a_slower_device_is_not_a_model_regression_and_a_killed_night_counts_for
     drifts = summary.split("**Device drift**")[1].split("**Improvements**")[0]
     for variant in VARIANTS:
         [line] = [line for line in drifts.splitlines() if line.startswith(f"- {variant} on local ")]
-        assert "A/B over 6 rounds: tonight's model / baseline model" in line and "baseline model tonight" in line
+        assert "A/B over 10 rounds: tonight's model / baseline model" in line and "baseline model tonight" in line
         assert "(last 5 nightly runs; baseline runs 1, 3, 4)" in line  # night 2 is no baseline
     assert "**Model regressions**\n\n- none" in summary
     assert _junit_outcomes(folder, "failure") == set()

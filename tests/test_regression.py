@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.results.ab_test import DEVICE_SLOWER, MODEL_REGRESSION, UNCONFIRMED, night_verdict, paired_test
+from pipeline.results.ab_test import (
+    DEVICE_SLOWER,
+    MODEL_REGRESSION,
+    UNCONFIRMED,
+    night_verdict,
+    paired_test,
+    rounds_for,
+)
 from pipeline.results.regression import (
     DEFAULT_RULES,
     IMPROVEMENT,
@@ -74,22 +81,23 @@ def test_energy_is_judged_like_latency_on_run_values() -> None:
     assert compare("energy_mj", baseline, _value(9, 11.0), DEFAULT_RULES["energy_mj"]).direction == UNCHANGED
 
 
+DRIFT = [1.0, 1.4, 0.8, 1.2, 1.0, 1.6, 0.9, 1.1, 1.3, 0.7]  # the device wanders by +-40 % between rounds
+
+
 def _rounds(levels: list[float], seed: int, jitter: float = 0.03, count: int = 20) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [level * np.exp(rng.normal(0, jitter, count)) for level in levels]
 
 
 def test_ab_confirms_a_slower_model_through_a_drift_common_to_both() -> None:
-    drift = [1.0, 1.4, 0.8, 1.2, 1.0, 1.6]  # the device wanders by +-40 % between rounds
-    ab = paired_test(LATENCY, _rounds([10 * 1.1 * d for d in drift], 1), _rounds([10 * d for d in drift], 2))
-    assert ab.confirmed and ab.rounds == 6 and ab.ratio == pytest.approx(1.1, abs=0.03)
+    ab = paired_test(LATENCY, _rounds([10 * 1.1 * d for d in DRIFT], 1), _rounds([10 * d for d in DRIFT], 2))
+    assert ab.confirmed and ab.rounds == 10 and ab.ratio == pytest.approx(1.1, abs=0.03)
     assert ab.ratio_low < ab.ratio < ab.ratio_high and ab.p_value < LATENCY.alpha
 
 
 def test_ab_does_not_confirm_equal_models_or_a_change_below_the_threshold() -> None:
-    drift = [1.0, 1.4, 0.8, 1.2, 1.0, 1.6]
-    same = paired_test(LATENCY, _rounds([10 * d for d in drift], 3), _rounds([10 * d for d in drift], 4))
-    small = paired_test(LATENCY, _rounds([10.3 * d for d in drift], 5), _rounds([10 * d for d in drift], 6))
+    same = paired_test(LATENCY, _rounds([10 * d for d in DRIFT], 3), _rounds([10 * d for d in DRIFT], 4))
+    small = paired_test(LATENCY, _rounds([10.3 * d for d in DRIFT], 5), _rounds([10 * d for d in DRIFT], 6))
     assert not same.confirmed and not small.confirmed and small.p_value < LATENCY.alpha  # 3 %: real, too small
     with pytest.raises(ValueError, match="at least 3"):
         paired_test(LATENCY, [[1.0]] * 2, [[1.0]] * 2)
@@ -97,8 +105,8 @@ def test_ab_does_not_confirm_equal_models_or_a_change_below_the_threshold() -> N
 
 def test_night_verdict_keeps_a_slower_device_apart_from_a_slower_model() -> None:
     history = compare("latency_ms", BASELINE, _value(9, 30.0), LATENCY)
-    slower_model = paired_test(LATENCY, _rounds([15.0] * 4, 7), _rounds([10.0] * 4, 8))
-    same_model = paired_test(LATENCY, _rounds([30.0] * 4, 9), _rounds([30.0] * 4, 10))
+    slower_model = paired_test(LATENCY, _rounds([15.0] * 10, 7), _rounds([10.0] * 10, 8))
+    same_model = paired_test(LATENCY, _rounds([30.0] * 10, 9), _rounds([30.0] * 10, 10))
     baseline_model_tonight = compare("latency_ms", BASELINE, _value(9, 30.0), LATENCY)
     assert night_verdict(history, slower_model, baseline_model_tonight) == MODEL_REGRESSION
     assert night_verdict(history, same_model, baseline_model_tonight) == DEVICE_SLOWER
@@ -148,3 +156,14 @@ def test_rule_overrides_change_one_field_and_refuse_unknown_keys() -> None:
         rules_with_overrides({"latency_ms": {"alpha": 2}})
     with pytest.raises(UserError, match="sigmas must be > 0, on a relative rule"):
         rules_with_overrides({"accuracy": {"sigmas": 3.0}})
+
+
+def test_one_disturbed_round_does_not_sink_a_clear_ab() -> None:
+    a_rounds, b_rounds = _rounds([12.0] * 10, 11), _rounds([10.0] * 10, 12)
+    a_rounds[3] = a_rounds[3] * 1.8  # a burst of background load during one of A's rounds
+    ab = paired_test(LATENCY, a_rounds, b_rounds)
+    assert ab.confirmed and ab.ratio == pytest.approx(1.2, abs=0.03) and ab.ratio_low > 1.1
+
+
+def test_ab_rounds_needed_for_a_false_alarm_rate() -> None:
+    assert rounds_for(0.01) == 7 and rounds_for(0.05) == 5 and rounds_for(0.5) == 3  # 2^-7 < 0.01 <= 2^-6

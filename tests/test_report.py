@@ -35,7 +35,7 @@ METERED, UNMETERED, DEAD = "pi5", "local", "rpi4"
 DEVICES = [METERED, UNMETERED, DEAD]
 FAILURE = Failure(DEAD, "float", "device rpi4: unreachable after 4 attempt(s): connection refused")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ROUND_DRIFT = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3]  # the device wanders between A/B rounds; A and B alike
+ROUND_DRIFT = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3, 0.8, 1.0, 1.2, 0.9]  # the device wanders between A/B rounds; A and B alike
 # (device, variant) -> per-round levels of tonight's model (A) and the baseline model (B) in the A/B
 AB_LEVELS = {(METERED, "pqat_int8"): (0.8 * 1.3, 0.8), (UNMETERED, "ptq_int8"): (1.0 * 1.5, 1.0 * 1.5)}
 TONIGHT_STATE = {"before": {"load": [3.9, 2.0, 1.0]}, "after": {"load": [4.1, 2.2, 1.1]}, "throttled": False}
@@ -124,8 +124,8 @@ def test_summary_gives_the_verdict_first_then_changes_with_numbers_and_noise(rep
     latency = next(line for line in regressions.splitlines() if "pqat_int8 on pi5" in line)
     assert re.search(r"median latency 1\.\d\d\d ms vs 0\.[78]\d\d ms baseline: \+0\.2\d\d ms \(\+\d\d\.\d %, "
                      r"ratio 1\.\d\d\d, \+\d+\.\d sigmas\); noise: run-to-run sigma \d\.\d %", latency), latency
-    assert re.search(r"A/B over 6 rounds: tonight's model / baseline model 1\.[23]\d\d \(\+[23]\d\.\d %, 98 % interval "
-                     r"1\.\d+-1\.\d+, p [^)]+\)", latency), latency
+    assert re.search(r"A/B over 10 rounds: tonight's model / baseline model 1\.[23]\d\d \(\+[23]\d\.\d %, "
+                     r"98 % interval 1\.\d+-1\.\d+, p [^)]+\)", latency), latency
     assert "pqat_int8: gzip size 7,245 B vs 6,900 B baseline: +345 B (+5.0 %" in regressions
     drifts = summary.split("**Device drift**")[1].split("**Improvements**")[0]
     [drift] = [line for line in drifts.splitlines() if line.startswith("- ")]
@@ -167,7 +167,7 @@ def test_junit_has_a_testcase_per_device_variant_metric_and_fails_the_regression
     assert suite.get("failures") == "2" and suite.get("errors") == "1" and suite.get("skipped") == "0"
     message = next(case for case in cases if case.get("name") == "latency_ms"
                    and case.get("classname") == "nightly.pi5.pqat_int8").find("failure").get("message")
-    assert "ratio 1." in message and "noise: run-to-run sigma" in message and "A/B over 6 rounds" in message
+    assert "ratio 1." in message and "noise: run-to-run sigma" in message and "A/B over 10 rounds" in message
     drift = next(case for case in cases if case.get("name") == "latency_ms"
                  and case.get("classname") == "nightly.local.ptq_int8")
     assert drift.find("failure") is None and drift.find("system-out").text.startswith("warning: device slower")
@@ -203,7 +203,7 @@ def test_json_holds_run_variants_results_findings_and_failures(report_folder: Pa
         "variant": "pqat_int8", "device": METERED, "runtime": "litert+xnnpack"}
         and f["comparison"]["metric"] == "latency_ms")
     assert latency["comparison"]["direction"] == "regression" and latency["comparison"]["baseline_runs"] == [1, 2, 3, 4]
-    assert latency["verdict"] == "model-regression" and latency["ab"]["confirmed"] and latency["ab"]["rounds"] == 6
+    assert latency["verdict"] == "model-regression" and latency["ab"]["confirmed"] and latency["ab"]["rounds"] == 10
     trend = next(t for t in document["trends"] if t["series"]["variant"] == "pqat_int8"
                  and t["series"]["device"] == METERED)
     assert [p["run_id"] for p in trend["points"]] == [1, 2, 3, 4, 5] and trend["change_points"] == []

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sample-hz", type=_number(float, 0, strict=True), default=20.0, help="power sampling rate")
     add("--baseline-model", help="A/B mode: time --model (A) and this model (B) interleaved, round by round")
     add("--baseline-samples", help="A/B mode: samples .npz for the baseline model (default: --samples)")
-    add("--rounds", type=_number(int, 3), default=6,
+    add("--rounds", type=_number(int, 3), default=10,
         help="A/B mode: rounds; each model gets 1/rounds of --runs and --min-s per round (default: %(default)s)")
     add("--version", action="version", version=f"edge_agent {AGENT_VERSION}")
     return parser

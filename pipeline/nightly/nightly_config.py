@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.core.toml_config import read_toml, section_from_dict
 from pipeline.errors import UserError
-from pipeline.results.ab_test import MIN_ROUNDS
+from pipeline.results.ab_test import MIN_ROUNDS, rounds_for
 from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
 
@@ -33,7 +33,7 @@ class NightlyConfig:
     results_db: str = ""  # empty: $RESULTS_DB, else results/results.db
     reports_dir: str = "reports"
     models_dir: str = "results/models"  # every night's model files, content-addressed, for later A/B tests
-    ab_rounds: int = 6  # back-to-back A/B rounds for a suspicious series (each model: 1/rounds of a benchmark)
+    ab_rounds: int = 10  # back-to-back A/B rounds for a suspicious series (each model: 1/rounds of a benchmark)
     fail_on: list = field(default_factory=lambda: ["model"])  # add "device" to exit 1 on device drift too
     rules: dict = field(default_factory=dict)  # metric -> {threshold, alpha, ...}: overrides of DEFAULT_RULES
     source: str = "<defaults>"  # the file it was read from, for error messages
@@ -91,12 +91,18 @@ def validate(config: NightlyConfig) -> NightlyConfig:
     _names(config.fail_on, "fail_on", source, FAIL_ON_CHOICES)
     if config.ab_rounds < MIN_ROUNDS:
         raise UserError(f"{source}: nightly.ab_rounds = {config.ab_rounds} must be at least {MIN_ROUNDS}")
+    rules = _rules(config.rules, source)
+    for metric, rule in rules_with_overrides(rules).items():
+        if rule.noisy and rule.alpha is not None and config.ab_rounds < rounds_for(rule.alpha):
+            raise UserError(f"{source}: nightly.ab_rounds = {config.ab_rounds} cannot reach rules.{metric}.alpha = "
+                            f"{rule.alpha:g} (an A/B over n rounds has p >= 2^-n): use at least "
+                            f"{rounds_for(rule.alpha)} rounds or a larger alpha")
     if config.baseline_runs < 1:
         raise UserError(f"{source}: nightly.baseline_runs = {config.baseline_runs} must be at least 1")
     for key in ("pipeline", "reports_dir", "models_dir"):
         if not getattr(config, key):
             raise UserError(f"{source}: nightly.{key} must not be empty")
-    return dataclasses.replace(config, rules=_rules(config.rules, source))
+    return dataclasses.replace(config, rules=rules)
 
 
 def _settings(table: Any, path: Path) -> dict[str, Any]:

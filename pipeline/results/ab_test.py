@@ -2,9 +2,13 @@
 
 Run-to-run drift (a warmer board, a busier CI machine) is common to A and B when they run interleaved,
 so the ratio of their per-round medians cancels it. The unit of evidence is a round: each round gives one
-ratio median(A) / median(B), and the decision is a one-sided paired t-test on the log ratios (df =
-rounds - 1). With rounds independent and no change, a series is confirmed as a model regression with
-probability at most `alpha`; the estimated ratio must also pass the rule's threshold.
+ratio median(A) / median(B). The decision is a one-sided Wilcoxon signed-rank test on the log ratios,
+exact for small round counts: rank-based, so one round disturbed by a burst of background load cannot
+sink it the way it inflates a t-test's variance. With rounds independent and no change, a series is
+confirmed as a model regression with probability at most `alpha`; the estimated ratio (the median of
+the round ratios) must also pass the rule's threshold. Its interval is the distribution-free one for a
+median from order statistics. An exact signed-rank p-value is at least 2^-rounds, so `alpha` needs
+`rounds_for(alpha)` rounds.
 
 `night_verdict` then keeps model regressions apart from device drift: when the A/B finds no model
 change but the baseline model itself ran slower tonight than on the baseline nights (judged with the
@@ -12,12 +16,13 @@ same run-level rule), the device is slower. Pure functions on plain lists, no I/
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.results.regression import REGRESSION, UNCHANGED, Comparison, Rule, worse_by
+from pipeline.results.regression import DEFAULT_ALPHA, REGRESSION, UNCHANGED, Comparison, Rule, worse_by
 
 MIN_ROUNDS = 3
 MODEL_REGRESSION = "model-regression"
@@ -32,16 +37,32 @@ class ABTest:
     rounds: int
     a_medians: tuple[float, ...]  # per-round median of tonight's model
     b_medians: tuple[float, ...]  # per-round median of the baseline model
-    ratio: float  # geometric mean of the per-round ratios
-    ratio_low: float  # two-sided (1 - 2 alpha) t interval of the ratio
+    ratio: float  # median of the per-round ratios
+    ratio_low: float  # distribution-free interval of that median, coverage >= 1 - 2 alpha
     ratio_high: float
-    p_value: float  # one-sided: A worse than B
+    p_value: float  # one-sided signed-rank test: A worse than B
     confirmed: bool  # a model regression: past the threshold and significant
+
+
+def rounds_for(alpha: float) -> int:
+    """The fewest rounds whose exact one-sided signed-rank test can reach p < alpha (all rounds one way)."""
+    return max(MIN_ROUNDS, math.floor(math.log2(1 / alpha)) + 1)
+
+
+def _median_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Order-statistic interval for the median with coverage >= 1 - 2 alpha (the whole range if n is too small)."""
+    from scipy.stats import binom
+
+    ordered, count = np.sort(values), len(values)
+    depth = 0  # how many values to drop from each end
+    while depth + 1 < count / 2 and binom.cdf(depth, count, 0.5) <= alpha:
+        depth += 1
+    return float(ordered[depth]), float(ordered[count - 1 - depth])
 
 
 def paired_test(rule: Rule, a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[Sequence[float]]) -> ABTest:
     """Judge interleaved rounds of A and B (each round a list of per-invoke values) with `rule`."""
-    from scipy.stats import t  # here, not at the top: importing scipy.stats takes ~1 s
+    from scipy.stats import wilcoxon  # here, not at the top: importing scipy.stats takes ~1 s
 
     if len(a_rounds) != len(b_rounds) or len(a_rounds) < MIN_ROUNDS:
         raise ValueError(f"an A/B test needs the same number of rounds for A and B, at least {MIN_ROUNDS}; "
@@ -49,18 +70,16 @@ def paired_test(rule: Rule, a_rounds: Sequence[Sequence[float]], b_rounds: Seque
     a_medians = np.asarray([np.median(values) for values in a_rounds], float)
     b_medians = np.asarray([np.median(values) for values in b_rounds], float)
     worse = np.asarray([worse_by(rule, value) for value in np.log(a_medians / b_medians)])
-    rounds, mean, spread = len(worse), float(worse.mean()), float(worse.std(ddof=1))
-    alpha = rule.alpha if rule.alpha is not None else 0.01
-    if spread > 0:
-        error = spread / np.sqrt(rounds)
-        p_value = float(t.sf(mean / error, rounds - 1))
-        margin = float(t.ppf(1 - alpha, rounds - 1)) * error
-    else:  # identical ratios in every round: the sign of the mean is certain
-        p_value, margin = (0.0 if mean > 0 else 1.0), 0.0
+    alpha = rule.alpha if rule.alpha is not None else DEFAULT_ALPHA
+    if np.any(worse != 0):
+        p_value = float(wilcoxon(worse, alternative="greater").pvalue)
+    else:  # every round exactly equal: no evidence either way
+        p_value = 1.0
+    estimate = float(np.median(worse))
     sign = -1.0 if rule.higher_is_better else 1.0  # back from "worse" to the ratio A / B
-    low, high = sorted((float(np.exp(sign * (mean - margin))), float(np.exp(sign * (mean + margin)))))
-    confirmed = mean > np.log1p(rule.threshold) and p_value < alpha
-    return ABTest(rounds, tuple(a_medians.tolist()), tuple(b_medians.tolist()), float(np.exp(sign * mean)),
+    low, high = sorted(float(np.exp(sign * value)) for value in _median_interval(worse, alpha))
+    confirmed = estimate > np.log1p(rule.threshold) and p_value < alpha
+    return ABTest(len(worse), tuple(a_medians.tolist()), tuple(b_medians.tolist()), float(np.exp(sign * estimate)),
                   low, high, p_value, bool(confirmed))
 
 

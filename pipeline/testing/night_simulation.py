@@ -21,7 +21,7 @@ from pipeline.results.regression import DEFAULT_RULES, Observation, compare, sel
 HISTORIES = 200
 EARLIER_RUNS = 8
 SAMPLES_PER_RUN = 50
-AB_ROUNDS = 6
+AB_ROUNDS = 10
 ROUND_DRIFT_SIGMA = 0.01
 SPIKE_PROBABILITY = 0.02
 SPIKE_MEAN_EXTRA = 0.5
