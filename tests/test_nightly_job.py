@@ -180,7 +180,8 @@ def test_a_failed_device_is_reported_while_the_others_are_recorded(nightly: dict
     assert mixed.returncode == 0, mixed.stderr  # first night: nothing to regress against
     folder = _report(nightly, 1)
     summary = (folder / "summary.md").read_text()
-    assert summary.splitlines()[0].endswith(": 0 regressions, 0 improvements, 3 failed benchmarks**")
+    verdict = summary.splitlines()[0]
+    assert verdict.endswith(": 0 model regressions, 0 device drifts, 0 improvements, 3 failed benchmarks**")
     for variant in VARIANTS:
         assert re.search(rf"^- {variant} on dead: device dead \(.*\): unreachable after 1 attempt", summary, re.M)
     assert _junit_outcomes(folder, "error") == {(f"nightly.dead.{v}", "benchmark") for v in VARIANTS}
