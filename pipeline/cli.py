@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from pipeline.core.safe_text import one_line
 from pipeline.errors import UserError
 
 # name -> (module, one-line help)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(module.run(args) or 0)
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(error)}", file=sys.stderr)  # one line, whatever strings the message quotes
             return 1
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

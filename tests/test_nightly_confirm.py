@@ -24,7 +24,7 @@ def _night(store: ResultsStore, day: int, level: float, energy_mj: float = 0.5) 
     with store.recording(f"n{day}", kind="nightly", variants=[VariantRecord("pqat_int8", SHA, 1000)],
                          started_at=f"2025-03-{day:02d}T02:00:00.000000Z") as run_id:
         store.record_benchmark(run_id, "pqat_int8", benchmark_document(
-            device="pi5", model_sha256=SHA, samples=list(samples), energy_windows_mj=windows))
+            device="pi5", model_sha256=SHA, samples=list(samples), energy_windows_mj=windows), device="pi5")
     return run_id
 
 

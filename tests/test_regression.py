@@ -78,6 +78,8 @@ def test_energy_is_judged_like_latency_on_run_values() -> None:
     baseline = [_value(i, v) for i, v in enumerate([10.0, 10.2, 9.9, 30.0, 10.1])]  # one wild night: robust
     result = compare("energy_mj", baseline, _value(9, 11.5), DEFAULT_RULES["energy_mj"])
     assert result.test == "run-level" and result.baseline == 10.1 and result.direction == REGRESSION
+    assert result.baseline_spread == pytest.approx(30.0 - 9.9)  # the wild night is drift, shown beside the change
+    assert result.baseline_iqr == pytest.approx(10.2 - 10.0)  # p75 - p25 of the five values
     assert compare("energy_mj", baseline, _value(9, 11.0), DEFAULT_RULES["energy_mj"]).direction == UNCHANGED
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.errors import UserError
 from pipeline.nightly import publish as publish_module
 from pipeline.nightly.confirm import Confirmation
 from pipeline.nightly.publish import PUBLISHERS, publish
@@ -60,7 +61,7 @@ def _night(store: ResultsStore, day: int, *, scale: dict | None = None, throttle
             energy = list(0.5 * np.exp(rng.normal(0, 0.02, 8))) if device == METERED else None
             store.record_benchmark(run_id, variant, benchmark_document(
                 device=device, model_sha256=SHAS[variant], samples=list(samples), accuracy=0.875,
-                energy_windows_mj=energy, throttled=(device, variant) in throttled))
+                energy_windows_mj=energy, throttled=(device, variant) in throttled), device=device)
     return run_id
 
 
@@ -195,7 +196,8 @@ def test_html_is_self_contained_and_shows_table_plots_and_marks(report_folder: P
 
 def test_json_holds_run_variants_results_findings_and_failures(report_folder: Path) -> None:
     document = json.loads((report_folder / "report.json").read_text())
-    assert document["verdict"] == "regression" and document["run"]["id"] == 5 and document["run"]["status"] == "complete"
+    assert document["verdict"] == "regression"
+    assert document["run"]["id"] == 5 and document["run"]["status"] == "complete"
     assert [v["name"] for v in document["variants"]] == ["float", "ptq_int8", "pqat_int8"]
     assert len(document["results"]) == 6 and document["failures"] == [
         {"device": DEAD, "variant": "float", "reason": FAILURE.reason}]
@@ -213,7 +215,7 @@ def test_first_night_without_meter_has_no_baselines_and_says_no_energy_meter(tmp
     with ResultsStore.open(str(tmp_path / "results.db")) as store:
         with store.recording("first", kind="nightly", variants=_variants()) as run_id:
             store.record_benchmark(run_id, "float", benchmark_document(
-                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]))
+                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]), device=UNMETERED)
         report = build_report(store, run_id, devices=[UNMETERED], findings=check_run(store, run_id))
     folder = publish(report, tmp_path / "reports")
     assert (folder / "summary.md").read_text().startswith("**OK: nightly run 1 (first, ")
@@ -261,3 +263,9 @@ def test_a_series_that_stepped_has_its_change_point_in_the_trend(tmp_path: Path)
         report = build_report(store, current, devices=[UNMETERED], findings=check_run(store, current))
     steps = {(t.series.device, t.series.variant): t.change_points for t in report.trends}
     assert steps[(UNMETERED, "float")] == [5] and steps[(UNMETERED, "ptq_int8")] == []
+
+
+def test_a_report_for_a_run_the_store_does_not_hold_is_a_clear_error(tmp_path: Path) -> None:
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        with pytest.raises(UserError, match="run 7 does not exist in"):
+            build_report(store, 7, devices=[UNMETERED], findings=[])

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.nightly.job import run_nightly
 from pipeline.nightly.nightly_config import DEFAULT_CONFIG, load_nightly_config, with_overrides
 
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     for number in range(1, args.nights + 1):
         started = time.monotonic()
         outcome = run_nightly(config)
+        if outcome.report_dir is None:
+            raise UserError(f"night {number}: its report could not be written ({outcome.verdict}); see the error "
+                            f"above, then rerun with a new --out")
         report = json.loads((outcome.report_dir / "report.json").read_text())
         line, regressions, ab_series = _night_line(number, outcome.exit_code, outcome.verdict, report,
                                                    time.monotonic() - started)

@@ -113,8 +113,12 @@ class Manifest:
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.data["stages"].get(name)
 
+    def stage_outputs(self, name: str) -> dict[str, Any]:
+        """Output records of a stage that has run (the runner runs a stage's inputs before it)."""
+        return self.data["stages"][name]["outputs"]
+
     def output_path(self, stage: str, artifact: str) -> Path:
-        return self.run_dir / self.data["stages"][stage]["outputs"][artifact]["path"]
+        return self.run_dir / self.stage_outputs(stage)[artifact]["path"]
 
     def outputs_intact(self, name: str) -> bool:
         """True when every output a stage recorded still exists with its recorded hash."""

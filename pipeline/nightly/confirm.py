@@ -53,9 +53,11 @@ class Confirmation:
     def confirm(self, findings: list[Finding], requests: dict[tuple[str, str], ABRequest],
                 benchmark_seconds: dict[str, float]) -> list[Finding]:
         """`findings` with the verdicts of suspicious device series replaced by what their A/B says."""
-        suspicious = {f.series for f in findings if f.comparison.suspicious and f.series.device is not None}
+        suspicious = {f.series for f in findings if f.comparison.suspicious}
         outcomes = {}
-        for series in sorted(suspicious, key=lambda s: (s.device, s.variant)):
+        for series in sorted(suspicious, key=lambda s: (s.device or "", s.variant)):
+            if series.device is None:  # size and accuracy are deterministic: never re-run
+                continue
             request = requests.get((series.device, series.variant))
             trigger = next(f for f in findings if f.series == series and f.comparison.suspicious)
             outcomes[series] = self._run(series, trigger, request, benchmark_seconds.get(series.variant))
@@ -85,11 +87,12 @@ class Confirmation:
         results = run_on_devices([request.profile], *request.tonight, request.run_name,
                                  benchmark_ab(Baseline(*files, rounds=request.rounds)))
         evidence["ab_seconds"] = round(time.monotonic() - started, 3)
+        device = request.profile.name
         if results.failed:
-            evidence["ab_not_run"] = failure_reason(series.device, results.failed[series.device])
-            self.log(f"A/B {series.variant} on {series.device} failed: {evidence['ab_not_run']}")
+            evidence["ab_not_run"] = failure_reason(device, results.failed[device])
+            self.log(f"A/B {series.variant} on {device} failed: {evidence['ab_not_run']}")
             return None, evidence
-        return results.succeeded[series.device], evidence
+        return results.succeeded[device], evidence
 
     def judge(self, finding: Finding, document: dict[str, Any] | None, evidence: dict[str, Any]) -> Finding:
         """One finding with the A/B's verdict (or its history verdict and the reason no A/B decided)."""

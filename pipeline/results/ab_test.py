@@ -60,7 +60,10 @@ def _median_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(ordered[depth]), float(ordered[count - 1 - depth])
 
 
-def paired_test(rule: Rule, a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[Sequence[float]]) -> ABTest:
+Rounds = Sequence[Sequence[float] | np.ndarray]  # one entry per round: that round's per-invoke values
+
+
+def paired_test(rule: Rule, a_rounds: Rounds, b_rounds: Rounds) -> ABTest:
     """Judge interleaved rounds of A and B (each round a list of per-invoke values) with `rule`."""
     from scipy.stats import wilcoxon  # here, not at the top: importing scipy.stats takes ~1 s
 

@@ -151,13 +151,13 @@ def worse_by(rule: Rule, log_ratio: float) -> float:
     return -log_ratio if rule.higher_is_better else log_ratio
 
 
-def run_sigma(values: Sequence[float]) -> float:
+def run_sigma(values: Sequence[float] | np.ndarray) -> float:
     """Robust run-to-run spread of a series: MAD of the log values as a sigma, floored (see MIN_RELATIVE_SIGMA)."""
     logs = np.log(np.asarray(values, float))
     return max(MAD_TO_SIGMA * float(np.median(np.abs(logs - np.median(logs)))), MIN_RELATIVE_SIGMA)
 
 
-def judge_runs(rule: Rule, baseline_values: Sequence[float],
+def judge_runs(rule: Rule, baseline_values: Sequence[float] | np.ndarray,
                current: float) -> tuple[str, float | None, float | None, bool]:
     """A noisy metric's verdict from history alone: (direction, sigma, change in sigmas, suspicious).
 
@@ -166,6 +166,8 @@ def judge_runs(rule: Rule, baseline_values: Sequence[float],
     are). With fewer than MIN_HISTORY_RUNS runs there is no spread to judge by: any worse night is
     suspicious, so a back-to-back test can still decide.
     """
+    if rule.sigmas is None:
+        raise ValueError("judge_runs needs a noisy rule (one with sigmas)")
     base = float(np.median(baseline_values))
     if base <= 0 or current <= 0:
         return UNCHANGED, None, None, False
@@ -182,8 +184,8 @@ def judge_runs(rule: Rule, baseline_values: Sequence[float],
 def compare(metric: str, baseline: Sequence[Observation], current: Observation, rule: Rule) -> Comparison:
     """Judge `current` against `baseline` with `rule` (see the module docstring)."""
     runs = tuple(o.run_id for o in baseline)
-    fields = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
-                  current_throttled=current.throttled, rule=rule)
+    fields: dict[str, Any] = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
+                                  current_throttled=current.throttled, rule=rule)
     if not baseline or current.value is None:
         return Comparison(direction=NO_BASELINE, current=current.value, baseline=None, change=None, ratio=None,
                           baseline_iqr=None, baseline_spread=None, test="none", **fields)
@@ -191,7 +193,7 @@ def compare(metric: str, baseline: Sequence[Observation], current: Observation, 
     base_value, current_value = float(np.median(run_values)), float(current.value)
     change = current_value - base_value
     ratio = current_value / base_value if base_value else None
-    noise = dict(baseline_iqr=_iqr(run_values), baseline_spread=float(np.ptp(run_values)))
+    noise: dict[str, Any] = dict(baseline_iqr=_iqr(run_values), baseline_spread=float(np.ptp(run_values)))
     if rule.noisy:
         direction, sigma, sigmas, suspicious = judge_runs(rule, run_values, current_value)
         return Comparison(direction=direction, current=current_value, baseline=base_value, change=change, ratio=ratio,

@@ -50,11 +50,17 @@ def write_calibration(config: PipelineConfig) -> Path:
     return path
 
 
-def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """The calibration images, checked against the model's input shape."""
+def existing_calibration(path: Path) -> Path:
+    """`path`, refused with the way to create it when it does not exist."""
     if not path.is_file():
         raise UserError(f"calibration file {path} not found; create it with `make calibration` "
                         f"(or set convert.calibration in the config)")
+    return path
+
+
+def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The calibration images, checked against the model's input shape."""
+    existing_calibration(path)
     with np.load(path) as data:
         images = data["images"]
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(input_shape):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.names import check_name
 from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.core.toml_config import choice, in_range, read_toml, section_from_dict
 from pipeline.errors import UserError
@@ -21,6 +22,12 @@ MODEL_NAMES = ("resnet8", "ds_cnn")
 PRETRAIN_METHODS = ("simclr", "rotation", "none")
 QUANTIZE_METHODS = ("pqat", "qat", "ptq")
 DATA_FORMATS = ("idx", "cifar10")
+# Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
+UPPER_LIMITS = {"model.width": 64, "pretrain.learning_rate": 10, "pretrain.temperature": 100,
+                "finetune.learning_rate": 10, "prune.learning_rate": 10, "quantize.learning_rate": 10,
+                **{f"{stage}.epochs": 100_000 for stage in ("pretrain", "finetune", "prune", "quantize")},
+                **{f"{stage}.batch_size": 1 << 20 for stage in ("pretrain", "finetune", "prune", "quantize")},
+                "pretrain.projection_dim": 1 << 16, "convert.eval_samples": 1 << 24}
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,11 @@ class PipelineConfig:
         return dataclasses.asdict(getattr(self, name))
 
 
+def _setting(config: PipelineConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
 def validate(config: PipelineConfig) -> PipelineConfig:
     """Range and choice checks that types alone cannot express."""
     src = config.source
@@ -112,8 +124,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
     choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
     choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
-    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction", low_open=True, high_open=False)
+    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",
+             low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
+    if config.quantize.method == "pqat" and config.prune.target_sparsity == 0:  # see core/variants.compressed_name
+        raise UserError(f"{src}: quantize.method = 'pqat' preserves pruned zeros, but prune.target_sparsity = 0 "
+                        f"prunes nothing; use 'qat' for an unpruned model")
     positive = {
         "model.width": config.model.width,
         "pretrain.batch_size": config.pretrain.batch_size,
@@ -124,17 +140,19 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         "prune.batch_size": config.prune.batch_size,
         "prune.frequency": config.prune.frequency,
         "quantize.batch_size": config.quantize.batch_size,
+        "convert.eval_samples": config.convert.eval_samples,  # on-device accuracy needs at least one image
     }
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"{src}: {key} = {value!r} must be greater than 0")
     for key in ("pretrain.epochs", "prune.epochs", "quantize.epochs", "data.validation_size",
-                "data.train_limit", "data.test_limit", "convert.eval_samples"):
-        section, name = key.split(".")
-        if getattr(getattr(config, section), name) < 0:
+                "data.train_limit", "data.test_limit"):
+        if _setting(config, key) < 0:
             raise UserError(f"{src}: {key} must not be negative")
-    if not config.run.name or "/" in config.run.name:
-        raise UserError(f"{src}: run.name = {config.run.name!r} must be a non-empty name without '/'")
+    for key, limit in UPPER_LIMITS.items():
+        if _setting(config, key) > limit:
+            raise UserError(f"{src}: {key} = {_setting(config, key)!r} must be at most {limit:g}")
+    check_name(config.run.name, f"{src}: run.name")
     return config
 
 

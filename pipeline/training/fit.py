@@ -18,7 +18,8 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
+def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                    augmented: bool) -> tf.data.Dataset:
     """Shuffled, batched (float image, label) pairs; light augmentation when asked."""
     ds = tf.data.Dataset.from_tensor_slices((to_float(images), labels))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -30,13 +31,14 @@ def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, see
 class ProgressBar(keras.callbacks.Callback):
     """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
 
+    bar: tqdm  # opened by on_train_begin, closed by on_train_end
+
     def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
         super().__init__()
         self.description = description
         self.total = epochs * steps_per_epoch
         self.epochs = epochs
         self.batch_size = batch_size
-        self.bar: tqdm | None = None
         self.started = 0.0
         self.images_per_second = 0.0
 
@@ -51,7 +53,8 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
         if logs:
-            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **{k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+            metrics = {name: f"{value:.3f}" for name, value in logs.items()}
+            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **metrics, refresh=False)
 
     def on_train_end(self, logs=None):
         elapsed = time.perf_counter() - self.started

@@ -1,7 +1,9 @@
 """Stage 1: fingerprint the dataset and carve a seeded validation split from the training set.
 
 Only indices and source hashes are written; later stages reload the images from the same
-files, so a changed dataset file changes this stage's output and re-runs everything after.
+files. The runner hashes those files into this stage's cache key (`dataset_files` in
+pipeline/training/runner.py), so replacing one re-runs this stage, and the changed hashes in
+its output re-run everything after.
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def train_classifier(ctx: StageContext, data: RunData, images: np.ndarray, label
 
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
-    pretrained = ctx.manifest.stage("pretrain")["outputs"].get("encoder")
+    pretrained = ctx.manifest.stage_outputs("pretrain").get("encoder")
     encoder_weights = ctx.input("pretrain", "encoder") if pretrained else None
     label = "ssl" if encoder_weights else "scratch"
     images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
