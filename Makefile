@@ -6,7 +6,7 @@ CONFIG ?= configs/demo.toml
 RUN ?= demo
 DEVICE ?= local
 NIGHTLY_CONFIG ?= configs/nightly.toml
-USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG COUNT
+USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG COUNT NIGHTS PIPELINE
 DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server postgresql
 
 export TF_USE_LEGACY_KERAS := 1
@@ -119,7 +119,18 @@ bench-agent: setup
 	$(VPY) -m pipeline bench-agent $(DEVICE_MODEL_ARGS)
 
 # Nightly (docs/nightly.md): train, benchmark every variant on every device, record, check, report under reports/.
-# Exit 0 no regression, 1 regression, 2 no verdict (bad input, pipeline or every device failed, store error).
+# `python -m pipeline nightly` exits 0 no model regression, 1 model regression, 2 no verdict (bad input, pipeline or
+# every device failed, store error); make turns any failure into 2, so the verdict is printed as the last line here.
+# CI should call the Python entry point.
 .PHONY: nightly
 nightly: setup
-	$(VPY) -m pipeline nightly --config $(call quote,$(NIGHTLY_CONFIG))
+	@out=$$(mktemp); status=0; \
+	$(VPY) -m pipeline nightly --config $(call quote,$(NIGHTLY_CONFIG)) > $$out || status=$$?; \
+	cat $$out; verdict=$$(head -n 1 $$out); rm -f $$out; \
+	echo "nightly exit $$status: $${verdict:-no verdict (see the error above)}"; exit $$status
+
+# Nightly gate: NIGHTS unchanged nightlies in a row into a fresh store (any model regression is a false alarm).
+.PHONY: bench-nightly-noise
+bench-nightly-noise: setup
+	$(VPY) -m pipeline bench-nightly-noise --nights $(call quote,$(or $(NIGHTS),10)) \
+		--pipeline $(call quote,$(or $(PIPELINE),configs/tiny.toml)) --out build/bench-nightly-noise-$$(date +%Y%m%d-%H%M%S)

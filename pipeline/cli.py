@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("pipeline.commands.results", "list and filter stored results (table or JSON)"),
     "baseline": ("pipeline.commands.baseline", "pin or unpin the baseline run for regression checks"),
     "nightly": ("pipeline.commands.nightly", "train, benchmark, record and report every nightly variant"),
+    "bench-nightly-noise": ("pipeline.commands.bench_nightly_noise", "unchanged nightlies in a row: false alarms"),
 }
 
 

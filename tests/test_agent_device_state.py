@@ -19,8 +19,11 @@ def _path_with(folder) -> str:
 
 def test_cpus_and_thermal_zones_are_read_from_the_sysfs_root(tmp_path, monkeypatch):
     make_cpu_tree(tmp_path, ("ondemand", "ondemand", "performance", "ondemand"), cur_khz=1500000)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "loadavg").write_text("2.50 1.75 0.40 3/512 4242\n")
     monkeypatch.setenv("PATH", _path_with(make_fake_vcgencmd(tmp_path / "bin", ("0x0",)).parent))
     state = read_device_state(tmp_path)
+    assert state["load"] == [2.5, 1.75, 0.4]
     assert list(state["cpus"]) == ["cpu0", "cpu1", "cpu2", "cpu3"]
     assert state["cpus"]["cpu2"] == {"governor": "performance", "cur_mhz": 1500.0, "min_mhz": 600.0, "max_mhz": 2400.0}
     assert state["thermal"] == [
@@ -33,7 +36,7 @@ def test_cpus_and_thermal_zones_are_read_from_the_sysfs_root(tmp_path, monkeypat
 def test_missing_sources_are_empty_or_null_never_invented(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     state = read_device_state(tmp_path)
-    assert state == {"cpus": {}, "thermal": [], "throttling": None}
+    assert state == {"load": None, "cpus": {}, "thermal": [], "throttling": None}
     assert throttle_events(state, state) is None
 
 

@@ -60,7 +60,7 @@ def hostile_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                                                   samples=[1.0 + index + night * 0.5] * 5 + [1.1 + index] * 5,
                                                   runtime=HOSTILE[kind], energy_windows_mj=[0.5, 0.6])
                     document["hostname"] = HOSTILE[kind]
-                    store.record_benchmark(run_id, "float", document)
+                    store.record_benchmark(run_id, "float", document, device=device)
         failures = [Failure(device, "float", HOSTILE[kind] + "\x00") for kind, device in DEVICE_BY_KIND.items()]
         report = build_report(store, run_id, devices=list(DEVICE_BY_KIND.values()),
                               findings=check_run(store, run_id), failures=failures,
@@ -166,7 +166,8 @@ def test_results_listing_keeps_one_line_per_result(tmp_path: Path) -> None:
         with store.recording(HOSTILE["newline"] + HOSTILE["xml_invalid"], kind="manual") as run_id:
             for kind, text in HOSTILE.items():
                 store.record_benchmark(run_id, "float", benchmark_document(
-                    device=DEVICE_BY_KIND[kind], model_sha256=SHA, samples=[1.0], runtime=text))
+                    device=DEVICE_BY_KIND[kind], model_sha256=SHA, samples=[1.0], runtime=text),
+                    device=DEVICE_BY_KIND[kind])
         rows = store.results()
     _terminal_lines(format_results(rows), len(HOSTILE))
 
@@ -188,6 +189,7 @@ def test_a_nul_character_from_a_board_is_refused_the_same_on_both_backends(
         document = benchmark_document(device="pi", model_sha256=SHA, samples=[1.0])
         document[field] = "pi\x00evil"
         with pytest.raises(UserError, match=f"field '{field}' must be a non-empty string without NUL"):
-            store.record_benchmark(run_id, "float", document)
-        store.record_benchmark(run_id, "float", benchmark_document(device="pi", model_sha256=SHA, samples=[1.0]))
+            store.record_benchmark(run_id, "float", document, device="pi")
+        store.record_benchmark(run_id, "float", benchmark_document(device="pi", model_sha256=SHA, samples=[1.0]),
+                               device="pi")
         assert len(store.results(statuses=("running",))) == 1

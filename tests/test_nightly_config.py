@@ -12,7 +12,8 @@ from pipeline.training.config import load_config
 from tests.conftest import REPO, micro_config, run_cli
 
 BAD_CONFIGS = [
-    ("[nightly]\ndevcies = ['local']\n", "nightly: unknown key 'devcies' (valid keys: baseline_runs, devices,"),
+    ("[nightly]\ndevcies = ['local']\n",
+     "nightly: unknown key 'devcies' (valid keys: ab_rounds, baseline_runs, devices,"),
     ("[nightly]\nsource = 'x'\n", "nightly: unknown key 'source'"),
     ("[nightly]\nrules = {}\n", "nightly: unknown key 'rules'"),
     ("[nightlly]\n", "unknown section [nightlly]"),
@@ -27,6 +28,11 @@ BAD_CONFIGS = [
     ("[rules.latency_ms]\ntreshold = 0.1\n", "rules.latency_ms: unknown key 'treshold' (valid keys: alpha, change,"),
     ("[rules.latency_ms]\nthreshold = 'high'\n", "rules.latency_ms.threshold must be float, got str 'high'"),
     ("[rules.latency_ms]\nalpha = 2.0\n", "regression rule 'latency_ms': alpha must be between 0 and 1"),
+    ("[rules.latency_ms]\nsigmas = 0.0\n", "regression rule 'latency_ms': sigmas must be > 0, on a relative rule"),
+    ("[nightly]\nfail_on = ['model', 'devices']\n",
+     "nightly.fail_on[1] = 'devices' is not valid; choose from: model, device"),
+    ("[nightly]\nab_rounds = 2\n", "nightly.ab_rounds = 2 must be at least 3"),
+    ("[nightly]\nab_rounds = 5\n", "nightly.ab_rounds = 5 cannot reach rules.latency_ms.alpha = 0.01 (an A/B over n"),
     ("[rules.power]\nthreshold = 0.1\n", "regression rule for new metric 'power' needs 'change' and 'threshold'"),
     ("rules = 3\n", "'rules' must hold [rules.<metric>] tables"),
     ("[nightly\n", "not valid TOML"),
@@ -40,6 +46,7 @@ def test_the_shipped_config_trains_the_demo_and_benchmarks_three_variants_on_loc
     assert variants_to_benchmark(config, load_config(REPO / config.pipeline)) == config.variants
     assert config.baseline_runs == 5 and config.results_db == "" and config.reports_dir == "reports"
     assert config.regression_rules()["latency_ms"] == DEFAULT_RULES["latency_ms"]
+    assert config.fail_on == ["model"] and config.ab_rounds == 10 and config.models_dir == "results/models"
 
 
 def test_rule_overrides_and_command_line_values_replace_the_defaults(tmp_path: Path) -> None:

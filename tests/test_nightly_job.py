@@ -1,12 +1,15 @@
 """`python -m pipeline nightly` end to end on the shared micro pipeline run, the real agent on `local`,
-and both store backends: a slower night is flagged, a killed night counts for nothing, failed devices
-and a failed pipeline are recorded and reported.
+and both store backends: a slower device is reported as such (not as a model regression), a killed
+night counts for nothing, failed devices and a failed pipeline are recorded and reported.
 
-The slower night: the micro model is too small for a second thread to speed it up reliably on a
+The slower device: the micro model is too small for a second thread to speed it up reliably on a
 2-core machine, so "fewer threads" is no dependable slowdown here (it is for the demo model; see the
 README). The slower `local` profile therefore keeps its settings and runs the agent under an
 interpreter on which every LiteRT invoke computes the model three times: a device three times
-slower, measured by the real agent.
+slower, measured by the real agent. Tonight's model and the kept baseline model then run back to back
+on it, both slower than on the baseline nights: the device is slower, the models are not.
+
+tests/test_nightly_gate.py has the other half: busy loops competing for the CPU, and a wider model.
 """
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ pytest_plugins = ["tests.postgres_fixtures"]  # a real PostgreSQL server, once p
 VARIANTS = ("float", "ptq_int8", "pqat_int8")
 KILL_AFTER = "nightly: recorded float on local"  # stderr line: one result committed, more to come
 PROCESS_TIMEOUT_S = 300
-SLOWER_PYTHON = """#!{python}
-# The agent's interpreter on a device three times slower: every LiteRT invoke computes the model three times.
+REPEATING_PYTHON = """#!{python}
+# The agent's interpreter on a slower device: every LiteRT invoke computes the model {repeats} times.
 import runpy
 import sys
 
@@ -40,13 +43,13 @@ from ai_edge_litert import interpreter
 _invoke = interpreter.Interpreter.invoke
 
 
-def invoke_three_times(self):
-    _invoke(self)
-    _invoke(self)
+def invoke_repeatedly(self):
+    for _ in range({repeats} - 1):
+        _invoke(self)
     return _invoke(self)
 
 
-interpreter.Interpreter.invoke = invoke_three_times
+interpreter.Interpreter.invoke = invoke_repeatedly
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -68,6 +71,13 @@ known_hosts = "{folder}/known_hosts"
 """
 
 
+def repeating_python(path: Path, repeats: int) -> Path:
+    """An interpreter for the agent on which every LiteRT invoke computes the model `repeats` times."""
+    path.write_text(REPEATING_PYTHON.format(python=sys.executable, repeats=repeats))
+    path.chmod(0o755)
+    return path
+
+
 def _closed_port() -> int:
     """A port nothing listens on (bound, then released): connections to it are refused."""
     with socket.socket() as probe:
@@ -82,18 +92,21 @@ def nightly(micro_run, results_url: str, tmp_path: Path) -> dict[str, Path | str
     pipeline_config = write_toml(micro_run[0], tmp_path / "micro.toml")
     local = LOCAL_DEVICE.format(workdir=tmp_path / "device")
     (tmp_path / "devices.toml").write_text(local + DEAD_DEVICE.format(port=_closed_port(), folder=tmp_path))
-    slower_python = tmp_path / "slower-python"
-    slower_python.write_text(SLOWER_PYTHON.format(python=sys.executable))
-    slower_python.chmod(0o755)
+    slower_python = repeating_python(tmp_path / "slower-python", 3)
     (tmp_path / "slower.toml").write_text(local + f'python = "{slower_python}"\n')
     config = tmp_path / "nightly.toml"
-    config.write_text(f'[nightly]\npipeline = "{pipeline_config}"\ndevices_file = "{tmp_path / "devices.toml"}"\n'
-                      f'results_db = "{results_url}"\nreports_dir = "{tmp_path / "reports"}"\n')
-    return {"config": config, "slower": tmp_path / "slower.toml", "reports": tmp_path / "reports", "url": results_url}
+    settings = (f'[nightly]\npipeline = "{pipeline_config}"\ndevices_file = "{tmp_path / "devices.toml"}"\n'
+                f'results_db = "{results_url}"\nreports_dir = "{tmp_path / "reports"}"\n'
+                f'models_dir = "{tmp_path / "models"}"\n')
+    config.write_text(settings)
+    strict = tmp_path / "nightly-strict.toml"  # fails on device drift too
+    strict.write_text(settings + 'fail_on = ["model", "device"]\n')
+    return {"config": config, "strict": strict, "slower": tmp_path / "slower.toml", "reports": tmp_path / "reports",
+            "url": results_url}
 
 
-def _night(setup: dict, *extra: str) -> subprocess.CompletedProcess:
-    return run_cli("nightly", "--config", str(setup["config"]), *extra, timeout=PROCESS_TIMEOUT_S)
+def _night(setup: dict, *extra: str, config: str = "config") -> subprocess.CompletedProcess:
+    return run_cli("nightly", "--config", str(setup[config]), *extra, timeout=PROCESS_TIMEOUT_S)
 
 
 def _report(setup: dict, run_id: int) -> Path:
@@ -123,7 +136,7 @@ def _kill_while_benchmarking(setup: dict) -> str:
     return "".join(printed)
 
 
-def test_a_slower_night_is_flagged_and_a_killed_night_counts_for_nothing(nightly: dict) -> None:
+def test_a_slower_device_is_not_a_model_regression_and_a_killed_night_counts_for_nothing(nightly: dict) -> None:
     first = _night(nightly)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("OK: nightly run 1 (micro, ")
@@ -137,21 +150,29 @@ def test_a_slower_night_is_flagged_and_a_killed_night_counts_for_nothing(nightly
         assert {row["run_id"] for row in store.results()} == {1} and len(store.results()) == 3
         assert len(store.results(run_id=2, statuses=("running",))) >= 1  # what it committed is kept
     assert not list(nightly["reports"].glob("*-run2")) and not list(nightly["reports"].glob(".tmp-*"))
+    for _ in range(2):  # nights 3 and 4: three good nights, enough history to judge the device by
+        assert _night(nightly).returncode == 0
 
-    slower = _night(nightly, "--devices", str(nightly["slower"]))
-    assert slower.returncode == 1, slower.stderr
-    assert slower.stdout.startswith("REGRESSION: nightly run 3 (micro, ")
-    folder = _report(nightly, 3)
+    slower = _night(nightly, "--devices", str(nightly["slower"]), config="strict")
+    assert slower.returncode == 1, slower.stderr  # fail_on = ["model", "device"]; the default exits 0
+    assert slower.stdout.startswith("DEVICE SLOWER: nightly run 5 (micro, ")
+    assert "0 model regressions, 3 device drifts" in slower.stdout
+    folder = _report(nightly, 5)
     summary = (folder / "summary.md").read_text()
-    assert summary.startswith("**REGRESSION: nightly run 3 (micro, ") and "3 regressions" in summary.splitlines()[0]
-    regressions = summary.split("**Regressions**")[1].split("**Improvements**")[0]
+    drifts = summary.split("**Device drift**")[1].split("**Improvements**")[0]
     for variant in VARIANTS:
-        assert f"- {variant} on local (ai_edge_litert+xnnpack): median latency " in regressions
-    assert "noise: baseline IQR" in regressions and "baseline runs 1)" in regressions  # night 2 is no baseline
-    assert _junit_outcomes(folder, "failure") == {(f"nightly.local.{v}", "latency_ms") for v in VARIANTS}
+        [line] = [line for line in drifts.splitlines() if line.startswith(f"- {variant} on local ")]
+        assert "A/B over 10 rounds: tonight's model / baseline model" in line and "baseline model tonight" in line
+        assert "(last 5 nightly runs; baseline runs 1, 3, 4)" in line  # night 2 is no baseline
+    assert "**Model regressions**\n\n- none" in summary
+    assert _junit_outcomes(folder, "failure") == set()
+    suite = ElementTree.parse(folder / "junit.xml").getroot()
+    warned = {(case.get("classname"), case.get("name")) for case in suite.iter("testcase")
+              if (case.findtext("system-out") or "").startswith("warning: device slower")}
+    assert warned == {(f"nightly.local.{v}", "latency_ms") for v in VARIANTS}
     with ResultsStore.open(nightly["url"]) as store:
         assert [(run["id"], run["status"]) for run in store.runs(statuses=("complete", "failed", "running"))] == [
-            (1, "complete"), (2, "failed"), (3, "complete")]
+            (1, "complete"), (2, "failed"), (3, "complete"), (4, "complete"), (5, "complete")]
 
 
 def test_a_failed_device_is_reported_while_the_others_are_recorded(nightly: dict) -> None:
@@ -159,7 +180,8 @@ def test_a_failed_device_is_reported_while_the_others_are_recorded(nightly: dict
     assert mixed.returncode == 0, mixed.stderr  # first night: nothing to regress against
     folder = _report(nightly, 1)
     summary = (folder / "summary.md").read_text()
-    assert summary.splitlines()[0].endswith(": 0 regressions, 0 improvements, 3 failed benchmarks**")
+    verdict = summary.splitlines()[0]
+    assert verdict.endswith(": 0 model regressions, 0 device drifts, 0 improvements, 3 failed benchmarks**")
     for variant in VARIANTS:
         assert re.search(rf"^- {variant} on dead: device dead \(.*\): unreachable after 1 attempt", summary, re.M)
     assert _junit_outcomes(folder, "error") == {(f"nightly.dead.{v}", "benchmark") for v in VARIANTS}

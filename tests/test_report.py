@@ -1,8 +1,10 @@
 """The nightly report read back from a real store (both backends) and its four formats on disk.
 
 The store is filled with agent-shaped documents built from chosen latencies (pipeline/testing/synthetic.py),
-so every verdict in the report is known in advance: a regression, an improvement, a throttled result,
-a size growth, a device that failed and a device with an energy meter next to one without.
+and the suspicious series get agent-shaped A/B documents judged by the nightly's own `Confirmation.judge`,
+so every verdict in the report is known in advance: a model regression confirmed by A/B, a slower device
+(both models slower), an improvement, a throttled result, a size growth, a device that failed and a device
+with an energy meter next to one without.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.nightly import publish as publish_module
+from pipeline.nightly.confirm import Confirmation
 from pipeline.nightly.publish import PUBLISHERS, publish
 from pipeline.nightly.report import Failure, build_report
-from pipeline.results import ResultsStore, VariantRecord, check_run
+from pipeline.results import Finding, ResultsStore, VariantRecord, check_run
+from pipeline.results.check import baseline_choice
 from pipeline.results.store import FAILED
 from pipeline.testing.synthetic import benchmark_document
 
@@ -32,6 +36,10 @@ METERED, UNMETERED, DEAD = "pi5", "local", "rpi4"
 DEVICES = [METERED, UNMETERED, DEAD]
 FAILURE = Failure(DEAD, "float", "device rpi4: unreachable after 4 attempt(s): connection refused")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROUND_DRIFT = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3, 0.8, 1.0, 1.2, 0.9]  # the device wanders between A/B rounds; A and B alike
+# (device, variant) -> per-round levels of tonight's model (A) and the baseline model (B) in the A/B
+AB_LEVELS = {(METERED, "pqat_int8"): (0.8 * 1.3, 0.8), (UNMETERED, "ptq_int8"): (1.0 * 1.5, 1.0 * 1.5)}
+TONIGHT_STATE = {"before": {"load": [3.9, 2.0, 1.0]}, "after": {"load": [4.1, 2.2, 1.1]}, "throttled": False}
 _databases = itertools.count()
 
 
@@ -57,10 +65,34 @@ def _night(store: ResultsStore, day: int, *, scale: dict | None = None, throttle
     return run_id
 
 
+def _ab_document(a_level: float, b_level: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    def rounds(level: float) -> list[list[float]]:
+        return [list(level * drift * np.exp(rng.normal(0, 0.03, 20))) for drift in ROUND_DRIFT]
+    return {"ab": {"a": {"round_samples_ms": rounds(a_level), "round_energy_mj": None},
+                   "b": {"round_samples_ms": rounds(b_level), "round_energy_mj": None}},
+            "runtime": {"name": "litert", "version": "2.3.0"}, "threads": 4, "state": TONIGHT_STATE}
+
+
+def _confirmed(store: ResultsStore, run_id: int, findings: list[Finding]) -> list[Finding]:
+    """The nightly's A/B verdicts for the series of AB_LEVELS, from agent-shaped A/B documents."""
+    confirmation = Confirmation(store, run_id, baseline_choice(store, run_id), "unused", log=lambda _: None)
+    judged = []
+    for finding in findings:
+        levels = AB_LEVELS.get((finding.series.device, finding.series.variant))
+        if levels and finding.comparison.metric == "latency_ms" and finding.comparison.suspicious:
+            evidence = {"baseline_run": 4, "baseline_night": {"after": {"load_1m": 0.4}}, "ab_seconds": 2.0,
+                        "benchmark_seconds": 1.5}
+            finding = confirmation.judge(finding, _ab_document(*levels, seed=len(judged)), evidence)
+        judged.append(finding)
+    return judged
+
+
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))
 def report_folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four earlier nights, then one with a slower pqat_int8 on pi5, a faster float on local, a throttled
-    ptq_int8 on pi5 and a larger gzip size; rpi4 failed. Published once per backend."""
+    """Four earlier nights, then one with a slower pqat_int8 model on pi5, a slower device under ptq_int8 on
+    local, a faster float on local, a throttled ptq_int8 on pi5 and a larger gzip size; rpi4 failed.
+    Published once per backend."""
     folder = tmp_path_factory.mktemp("report")
     if request.param == "sqlite":
         url = str(folder / "results.db")
@@ -69,9 +101,11 @@ def report_folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     with ResultsStore.open(url) as store:
         for day in range(1, 5):
             _night(store, day)
-        current = _night(store, 5, scale={(METERED, "pqat_int8"): 1.3, (UNMETERED, "float"): 0.7},
+        current = _night(store, 5, scale={(METERED, "pqat_int8"): 1.3, (UNMETERED, "float"): 0.7,
+                                          (UNMETERED, "ptq_int8"): 1.5},
                          throttled=((METERED, "ptq_int8"),), gzip_growth=1.05)
-        report = build_report(store, current, devices=DEVICES, findings=check_run(store, current), failures=[FAILURE])
+        findings = _confirmed(store, current, check_run(store, current))
+        report = build_report(store, current, devices=DEVICES, findings=findings, failures=[FAILURE])
     return publish(report, folder / "reports")
 
 
@@ -84,13 +118,23 @@ def test_the_folder_holds_the_four_files_named_after_the_night_and_run(report_fo
 def test_summary_gives_the_verdict_first_then_changes_with_numbers_and_noise(report_folder: Path) -> None:
     summary = (report_folder / "summary.md").read_text()
     lines = summary.splitlines()
-    assert lines[0] == ("**REGRESSION: nightly run 5 (n5, 2025-02-05): "
-                        "2 regressions, 1 improvement, 1 failed benchmark**")
-    regressions = summary.split("**Regressions**")[1].split("**Improvements**")[0]
+    assert lines[0] == ("**REGRESSION: nightly run 5 (n5, 2025-02-05): 2 model regressions, 1 device drift, "
+                        "1 improvement, 1 failed benchmark**")
+    regressions = summary.split("**Model regressions**")[1].split("**Device drift**")[0]
+    assert len([line for line in regressions.splitlines() if line.startswith("- ")]) == 2  # one line each
     latency = next(line for line in regressions.splitlines() if "pqat_int8 on pi5" in line)
     assert re.search(r"median latency 1\.\d\d\d ms vs 0\.[78]\d\d ms baseline: \+0\.2\d\d ms \(\+\d\d\.\d %, "
-                     r"ratio 1\.\d\d\d, p [^)]+\); noise: baseline IQR 0\.0\d\d ms", latency), latency
+                     r"ratio 1\.\d\d\d, \+\d+\.\d sigmas\); noise: run-to-run sigma \d\.\d %", latency), latency
+    assert re.search(r"A/B over 10 rounds: tonight's model / baseline model 1\.[23]\d\d \(\+[23]\d\.\d %, "
+                     r"98 % interval 1\.\d+-1\.\d+, p [^)]+\)", latency), latency
     assert "pqat_int8: gzip size 7,245 B vs 6,900 B baseline: +345 B (+5.0 %" in regressions
+    drifts = summary.split("**Device drift**")[1].split("**Improvements**")[0]
+    [drift] = [line for line in drifts.splitlines() if line.startswith("- ")]
+    assert re.match(r"- ptq_int8 on local \(litert\+xnnpack\): median latency 1\.[45]\d\d ms", drift), drift
+    assert re.search(r"tonight's model / baseline model 0\.9\d\d|tonight's model / baseline model 1\.0\d\d", drift)
+    assert re.search(r"baseline model tonight 1\.[45]\d\d ms vs 0\.9\d\d ms on the baseline nights", drift), drift
+    assert "device, run 4 -> tonight: load 0.4 -> 4.1" in drift and "runtime None -> litert 2.3.0" in drift
+    assert "Back-to-back A/B: " in summary and "(its benchmark: 1.5 s)" in summary
     improvements = summary.split("**Improvements**")[1]
     assert "float on local (litert+xnnpack): median latency" in improvements.split("**Failed")[0]
     assert "- float on rpi4: device rpi4: unreachable" in summary
@@ -106,7 +150,8 @@ def test_summary_table_compares_the_variants_per_device(report_folder: Path) -> 
     float_row, ptq_row, pqat_row = (row.split("|")[1:-1] for row in table[2:])
     assert float_row[1].strip() == "90.00 %" and pqat_row[1].strip() == "88.00 %"
     assert "(regression: +5.0 %, noise IQR 0 B)" in pqat_row[3]
-    assert "regression: +" in pqat_row[5] and "improvement: -" in float_row[6]
+    assert "regression: +" in pqat_row[5] and ", A/B +" in pqat_row[5] and "improvement: -" in float_row[6]
+    assert re.search(r"device-slower: \+(49|50)\.\d %, A/B [-+]\d\.\d %", ptq_row[6]), ptq_row[6]
     assert "throttled" in ptq_row[5] and "throttled" not in pqat_row[5]
     assert float_row[7].strip() == "not run" and float_row[9].strip() == "no meter"
     assert re.fullmatch(r" 0\.\d\d\d mJ ", float_row[8])
@@ -123,7 +168,10 @@ def test_junit_has_a_testcase_per_device_variant_metric_and_fails_the_regression
     assert suite.get("failures") == "2" and suite.get("errors") == "1" and suite.get("skipped") == "0"
     message = next(case for case in cases if case.get("name") == "latency_ms"
                    and case.get("classname") == "nightly.pi5.pqat_int8").find("failure").get("message")
-    assert "ratio 1." in message and "noise: baseline IQR" in message and "p " in message
+    assert "ratio 1." in message and "noise: run-to-run sigma" in message and "A/B over 10 rounds" in message
+    drift = next(case for case in cases if case.get("name") == "latency_ms"
+                 and case.get("classname") == "nightly.local.ptq_int8")
+    assert drift.find("failure") is None and drift.find("system-out").text.startswith("warning: device slower")
     error = next(case for case in cases if case.find("error") is not None)
     assert error.get("classname") == "nightly.rpi4.float" and "unreachable" in error.find("error").get("message")
     improved = next(case for case in cases if case.get("classname") == "nightly.local.float"
@@ -157,9 +205,10 @@ def test_json_holds_run_variants_results_findings_and_failures(report_folder: Pa
         "variant": "pqat_int8", "device": METERED, "runtime": "litert+xnnpack"}
         and f["comparison"]["metric"] == "latency_ms")
     assert latency["comparison"]["direction"] == "regression" and latency["comparison"]["baseline_runs"] == [1, 2, 3, 4]
+    assert latency["verdict"] == "model-regression" and latency["ab"]["confirmed"] and latency["ab"]["rounds"] == 10
     trend = next(t for t in document["trends"] if t["series"]["variant"] == "pqat_int8"
                  and t["series"]["device"] == METERED)
-    assert [p["run_id"] for p in trend["points"]] == [1, 2, 3, 4, 5]
+    assert [p["run_id"] for p in trend["points"]] == [1, 2, 3, 4, 5] and trend["change_points"] == []
 
 
 def test_first_night_without_meter_has_no_baselines_and_says_no_energy_meter(tmp_path: Path) -> None:
@@ -205,6 +254,15 @@ def test_a_publisher_that_fails_leaves_the_previous_report_whole(tmp_path: Path,
         publish(report, tmp_path / "reports")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in (tmp_path / "reports").iterdir()] == [folder.name]
+
+
+def test_a_series_that_stepped_has_its_change_point_in_the_trend(tmp_path: Path) -> None:
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        for day in range(1, 9):
+            current = _night(store, day, scale={(UNMETERED, "float"): 1.3} if day >= 5 else None)
+        report = build_report(store, current, devices=[UNMETERED], findings=check_run(store, current))
+    steps = {(t.series.device, t.series.variant): t.change_points for t in report.trends}
+    assert steps[(UNMETERED, "float")] == [5] and steps[(UNMETERED, "ptq_int8")] == []
 
 
 def test_a_report_for_a_run_the_store_does_not_hold_is_a_clear_error(tmp_path: Path) -> None:

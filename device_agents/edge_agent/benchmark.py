@@ -21,7 +21,7 @@ from .samples import check_against_model, evaluate, load_samples, quantize_image
 from .stats import summarize_latencies
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -41,7 +41,7 @@ def _measure(
     return result, energy_summary(sampler, result.idle_energy, result.timed_energy, len(result.latencies_ms))
 
 
-def _environment(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
+def environment_block(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
     hostname = socket.gethostname()
     return {
         "device": args.device or hostname,
@@ -56,7 +56,7 @@ def _environment(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
 
 def _model_block(model_path: Path, loaded: LoadedModel) -> dict[str, Any]:
     return {
-        "sha256": _sha256(model_path),
+        "sha256": file_sha256(model_path),
         "bytes": model_path.stat().st_size,
         "input": tensor_summary(loaded.input_detail),
         "output": tensor_summary(loaded.output_detail),
@@ -75,7 +75,7 @@ def _timing_block(loaded: LoadedModel, result: ProtocolResult) -> dict[str, Any]
     }
 
 
-def _state_block(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def state_block(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """state {before, after, throttled, throttle_events} and the warnings a throttled run carries."""
     events = throttle_events(before, after)
     state = {"before": before, "after": after, "throttled": None if events is None else bool(events),
@@ -109,10 +109,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     timer = InvokeTimer(loaded.interpreter, loaded.input_detail["index"], inputs)
     result, energy = _measure(timer, _settings(args), meter, args.sample_hz)
     accuracy, output_max_diff = evaluate(loaded.interpreter, inputs, samples, loaded.output_detail, args.eval_limit)
-    state, warnings = _state_block(state_before, read_device_state(sysfs_root))
+    state, warnings = state_block(state_before, read_device_state(sysfs_root))
     return {
         "schema_version": SCHEMA_VERSION,
-        **_environment(args, runtime),
+        **environment_block(args, runtime),
         "model": _model_block(model_path, loaded),
         **_timing_block(loaded, result),
         "peak_rss_mb": peak_rss_mb(),

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sysfs-root", default="/", help="root under which /sys is read (tests point it at a fixture tree)")
     add("--idle-s", type=_number(float, 0), default=1.0, help="idle window measured before warm-up (energy only)")
     add("--sample-hz", type=_number(float, 0, strict=True), default=20.0, help="power sampling rate")
+    add("--baseline-model", help="A/B mode: time --model (A) and this model (B) interleaved, round by round")
+    add("--baseline-samples", help="A/B mode: samples .npz for the baseline model (default: --samples)")
+    add("--rounds", type=_number(int, 3), default=10,
+        help="A/B mode: rounds; each model gets 1/rounds of --runs and --min-s per round (default: %(default)s)")
     add("--version", action="version", version=f"edge_agent {AGENT_VERSION}")
     return parser
 
@@ -103,10 +107,11 @@ def error_document(message: str) -> dict[str, Any]:
 
 
 def _run_safely(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    from .benchmark import run_benchmark  # numpy is imported only once the arguments are valid
+    from .ab import run_ab  # numpy is imported only once the arguments are valid
+    from .benchmark import run_benchmark
 
     try:
-        return run_benchmark(args), EXIT_OK
+        return (run_ab(args) if args.baseline_model else run_benchmark(args)), EXIT_OK
     except UsageError as exc:
         return error_document(str(exc)), EXIT_USAGE
     except AgentError as exc:

@@ -1,4 +1,4 @@
-"""What the board was doing around the benchmark: CPU governor and clocks, temperatures, throttling.
+"""What the board was doing around the benchmark: load, CPU governor and clocks, temperatures, throttling.
 
 A latency taken while the board was throttled or on a power-saving governor is not comparable
 with one taken at full clock, so the result records the state before and after the run.
@@ -14,6 +14,7 @@ from .errors import one_line
 from .sysfs import natural_sorted, read_optional
 
 CPU_DIR = "sys/devices/system/cpu"
+LOADAVG = "proc/loadavg"
 THERMAL_DIR = "sys/class/thermal"
 VCGENCMD_TIMEOUT_S = 5.0
 KHZ_PER_MHZ = 1000.0
@@ -82,8 +83,18 @@ def read_throttling(vcgencmd: str | None) -> dict[str, Any] | None:
         return {"error": f"vcgencmd get_throttled failed: {one_line(exc)}"}
 
 
+def read_load(root: Path) -> list[float] | None:
+    """1, 5 and 15 minute load averages (/proc/loadavg): other work competing for the CPU; None if unreadable."""
+    text = read_optional(root / LOADAVG)
+    try:
+        return [float(value) for value in text.split()[:3]] if text else None
+    except ValueError:
+        return None
+
+
 def read_device_state(root: Path) -> dict[str, Any]:
     return {
+        "load": read_load(root),
         "cpus": read_cpus(root),
         "thermal": read_thermal(root),
         "throttling": read_throttling(shutil.which("vcgencmd")),

@@ -1,7 +1,8 @@
 """`python -m pipeline nightly`: train, benchmark on every device, record, check against the baselines, report.
 
-Exit codes: 0 no regression, 1 at least one regression, 2 the nightly produced no verdict
-(bad input, the pipeline failed, every device failed, the results store failed).
+Exit codes: 0 no model regression (device drift too, unless the config's fail_on lists "device"),
+1 at least one model regression, 2 the nightly produced no verdict (bad input, the pipeline failed,
+every device failed, the results store failed). CI should call this entry point: make turns 1 into 2.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ For other code (e.g. a nightly job), the whole flow is:
     for name, error in results.failed.items():
         print(failure_reason(name, error))
 """
-from pipeline.devices.bench_run import BenchJob, benchmark, deploy, run_on_devices
+from pipeline.devices.bench_run import Baseline, BenchJob, benchmark, benchmark_ab, deploy, run_on_devices
 from pipeline.devices.group import Group, GroupResult, failure_reason
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
 from pipeline.devices.result_table import format_table, save_result
@@ -18,7 +18,7 @@ from pipeline.devices.transport import open_connection
 from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
 
 __all__ = [
-    "BUILD_DIR", "BenchJob", "CommandResult", "Connection", "DeviceError", "DeviceProfile", "Group", "GroupResult",
-    "benchmark", "deploy", "failure_reason", "format_table", "inventory_path", "load_inventory",
-    "open_connection", "run_on_devices", "save_result", "select_devices",
+    "BUILD_DIR", "Baseline", "BenchJob", "benchmark_ab", "CommandResult", "Connection", "DeviceError",
+    "DeviceProfile", "Group", "GroupResult", "benchmark", "deploy", "failure_reason", "format_table",
+    "inventory_path", "load_inventory", "open_connection", "run_on_devices", "save_result", "select_devices",
 ]

@@ -137,6 +137,32 @@ def benchmark(connection: Connection, job: BenchJob) -> dict[str, Any]:
             "bytes_sent": sum(upload.bytes_sent for upload in uploads), "model_path": str(job.model), "run": job.run}
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline night's model and samples, run as B against the job's model (A) in a back-to-back A/B."""
+
+    model: Path
+    samples: Path
+    rounds: int
+
+
+def benchmark_ab(baseline: Baseline) -> Callable[[Connection, BenchJob], dict[str, Any]]:
+    """An action for `run_on_devices`: the agent's A/B mode, the job's model against `baseline`, interleaved."""
+    def run_ab(connection: Connection, job: BenchJob) -> dict[str, Any]:
+        profile = connection.profile
+        uploads = upload_files(connection, [job.agent, job.model, job.samples, baseline.model, baseline.samples])
+        agent, model, samples, baseline_model, baseline_samples = (upload.remote for upload in uploads)
+        arguments = agent_arguments(profile, agent, model, samples) + [
+            "--baseline-model", baseline_model, "--baseline-samples", baseline_samples,
+            "--rounds", str(baseline.rounds)]
+        result = connection.run(locked_command(connection, arguments),
+                                timeout=profile.lock_timeout_s + profile.command_timeout_s + CHANNEL_MARGIN_S)
+        return {**parse_agent_output(connection, result), "bytes_sent": sum(u.bytes_sent for u in uploads),
+                "run": job.run}
+
+    return run_ab
+
+
 def run_on_devices(profiles: list[DeviceProfile], model: Path, samples: Path, run: str,
                    action: Callable[[Connection, BenchJob], Any]) -> GroupResult:
     """Pack the agent once, then `action(connection, job)` on every device in parallel."""

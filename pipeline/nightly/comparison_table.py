@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from pipeline.nightly import text
 from pipeline.nightly.report import NightlyReport, variant_accuracy
 from pipeline.results import Finding
+from pipeline.results.ab_test import DEVICE_SLOWER, MODEL_REGRESSION, UNCONFIRMED
 from pipeline.results.regression import IMPROVEMENT, REGRESSION
+
+CELL_DIRECTIONS = {MODEL_REGRESSION: REGRESSION, IMPROVEMENT: IMPROVEMENT, DEVICE_SLOWER: DEVICE_SLOWER,
+                   UNCONFIRMED: UNCONFIRMED}
 
 NO_METER = "no meter"
 NOT_RUN = "not run"
@@ -17,7 +21,7 @@ NOT_RUN = "not run"
 @dataclass(frozen=True)
 class Cell:
     value: str
-    direction: str | None = None  # regression / improvement when the change is past the rule
+    direction: str | None = None  # regression / improvement / device-slower / unconfirmed, else None
     note: str = ""  # the change and its noise, e.g. "+98.4 %, noise IQR 0.004 ms"
     throttled: bool = False
 
@@ -34,12 +38,17 @@ class Row:
 
 
 def _cell(value: str, finding: Finding | None, throttled: bool = False) -> Cell:
-    if finding is None or finding.comparison.direction not in (REGRESSION, IMPROVEMENT):
+    if finding is None or finding.verdict not in CELL_DIRECTIONS:
         return Cell(value, throttled=throttled)
     comparison, unit = finding.comparison, text.metric_unit(finding.comparison.metric)
     moved = text.difference(comparison.change, unit) if unit == "fraction" else text.percent(comparison.ratio)
-    note = f"{moved}, noise IQR {text.number(comparison.baseline_iqr, unit)}"
-    return Cell(value, comparison.direction, note, throttled)
+    if finding.ab is not None:
+        note = f"{moved}, A/B {text.percent(finding.ab.ratio)}"
+    elif comparison.rule.noisy:
+        note = f"{moved}, run-to-run sigma {text.sigma(comparison.run_sigma)}"
+    else:
+        note = f"{moved}, noise IQR {text.number(comparison.baseline_iqr, unit)}"
+    return Cell(value, CELL_DIRECTIONS[finding.verdict], note, throttled)
 
 
 def _device_cells(report: NightlyReport, variant: str, device: str) -> tuple[Cell, Cell]:

@@ -18,11 +18,12 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 .verdict.ok { background: #e3f5e1; } .verdict.regression { background: #fde2e1; }
 .verdict.failed { background: #fff1d6; }
 .regression { color: #b00020; } .improvement { color: #17792b; }
+.device-slower, .unconfirmed { color: #c05600; }
 .note { display: block; font-size: 0.8em; } .throttled { color: #c05600; font-size: 0.8em; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .muted { color: #666; }
 """
-FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "change %", "p", "baseline IQR",
-                   "run-to-run spread", "baseline from")
+FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "change %", "sigmas",
+                   "A/B tonight / baseline model", "A/B p", "baseline IQR", "run-to-run spread", "baseline from")
 
 
 def _e(value: object) -> str:
@@ -70,7 +71,7 @@ def _plots(report: NightlyReport) -> str:
     energy_png = plots.energy(report)
     energy = (_image(energy_png, "energy per inference") if energy_png else
               "<p>no energy meter: no device reported energy (set energy_meter in the device inventory)</p>")
-    band = "shaded: baseline median &plusmn; the latency rule's threshold"
+    band = "shaded: baseline median &plusmn; the latency rule's threshold; dashed lines: change points"
     return (f"<h2>Latency trends</h2><p class=\"muted\">{band}</p><div class=\"plots\">{trends or 'no results'}</div>"
             f"<h2>Accuracy against latency and size</h2><div class=\"plots\">{tradeoff_html or 'no results'}</div>"
             f"<h2>Energy per inference</h2>{energy}")
@@ -78,11 +79,14 @@ def _plots(report: NightlyReport) -> str:
 
 def _finding_row(finding: Finding) -> str:
     c, unit = finding.comparison, text.metric_unit(finding.comparison.metric)
-    cells = [text.series_name(finding), text.metric_name(c.metric), c.direction, text.number(c.current, unit),
+    ab = finding.ab
+    cells = [text.series_name(finding), text.metric_name(c.metric), finding.verdict, text.number(c.current, unit),
              text.number(c.baseline, unit), text.difference(c.change, unit), text.percent(c.ratio),
-             text.p_value(c.p_value), text.number(c.baseline_iqr, unit), text.number(c.baseline_spread, unit),
-             finding.baseline_source]
-    return f'<tr class="{_e(c.direction)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
+             text.MISSING if c.sigmas is None else f"{c.sigmas:+.1f}",
+             text.MISSING if ab is None else f"{ab.ratio:.3f} ({ab.ratio_low:.3f}-{ab.ratio_high:.3f})",
+             text.MISSING if ab is None else text.p_value(ab.p_value), text.number(c.baseline_iqr, unit),
+             text.number(c.baseline_spread, unit), finding.baseline_source]
+    return f'<tr class="{_e(finding.verdict)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
 
 
 def _all_findings(report: NightlyReport) -> str:
@@ -109,7 +113,10 @@ def render(report: NightlyReport) -> str:
             f'<p class="verdict {report.verdict}">{_e(verdict)}</p>']
     if report.variants:
         body.append(_comparison(report))
-    body += [_list("Regressions", report.regressions, "regression"),
+    body += [_list("Model regressions", report.regressions, "regression"),
+             _list("Device drift", report.device_drifts, "device-slower"),
+             _list("Slower on history alone, not confirmed", report.unconfirmed, "unconfirmed") if report.unconfirmed
+             else "",
              _list("Improvements", report.improvements, "improvement"), _failures(report), _plots(report),
              _all_findings(report), _run_details(report)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(verdict)}</title>'

@@ -1,14 +1,16 @@
 """The nightly job: train, record, benchmark every variant on every device, check, report.
 
 Order matters for what a crash leaves behind: the run is recorded as running before the first
-benchmark, each result is committed as it arrives, and only when every device is done is the run
-marked complete (then it counts for baselines) or failed. A process killed half-way leaves a
-running run that no baseline uses; the next nightly's `begin_run` marks it failed.
+benchmark, each result is committed as it arrives, and only when every device is done, the A/Bs have
+run and the report is written is the run marked complete (then it counts for baselines) or failed. A
+process killed half-way leaves a running run that no baseline uses; the next nightly's `begin_run`
+marks it failed.
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +25,22 @@ from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_de
 from pipeline.devices.group import GroupResult, Interrupted
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
+from pipeline.nightly import kept_models
+from pipeline.nightly.confirm import ABRequest, Confirmation
 from pipeline.nightly.nightly_config import NightlyConfig, variants_to_benchmark
 from pipeline.nightly.publish import FIX as REPORTS_FIX
 from pipeline.nightly.publish import publish, staged_report
-from pipeline.nightly.report import VERDICT_FAILED, VERDICT_REGRESSION, Failure, NightlyReport, build_report
+from pipeline.nightly.report import (
+    VERDICT_DEVICE,
+    VERDICT_FAILED,
+    VERDICT_REGRESSION,
+    Failure,
+    NightlyReport,
+    build_report,
+)
 from pipeline.nightly.text import verdict_line
-from pipeline.results import ResultsStore, begin_pipeline_run, check_run
+from pipeline.results import Finding, ResultsStore, begin_pipeline_run, check_run
+from pipeline.results.check import baseline_choice
 from pipeline.results.manifest import git_commit
 from pipeline.results.store import COMPLETE, FAILED
 from pipeline.training.config import PipelineConfig, load_config
@@ -59,6 +71,9 @@ class _Night:
     error: str | None = None  # why the run failed
     failures: list[Failure] = field(default_factory=list)
     recorded: int = 0  # benchmark results stored
+    files: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # variant -> tonight's model and samples
+    benchmarked: set[tuple[str, str]] = field(default_factory=set)  # (device, variant) with a stored result
+    benchmark_seconds: dict[str, float] = field(default_factory=dict)  # variant -> wall time on every device
 
 
 def _describe(error: BaseException) -> str:
@@ -87,7 +102,7 @@ class NightlyJob:
         trained = self._train(pipeline_config)
         if trained is not None and self._record(*trained):
             try:
-                return self._complete()
+                return self._complete(trained[0].run_dir.name)
             except Exception as error:  # noqa: BLE001 - no report, no complete run: the night failed, say why
                 self._finish_failed(f"the report could not be written: {_describe(error)}")
         report = self._report([])
@@ -98,23 +113,54 @@ class NightlyJob:
             folder = None
         return self._outcome(report, folder)
 
-    def _complete(self) -> Outcome:
-        """Check the run, write its report, and mark it complete only once every report file is written."""
-        findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
-                             baseline_runs=self.config.baseline_runs)
+    def _complete(self, run_name: str) -> Outcome:
+        """Check the run (history, then A/B), keep tonight's models for later A/Bs, write the report, and mark
+        the run complete only once every report file is written."""
+        findings = self._check(run_name)
+        self._keep_models()
         report = self._report(findings)
         report = dataclasses.replace(report, run={**report.run, "status": COMPLETE})  # what it is once written
         with staged_report(report, self.config.reports_dir) as folder:
             self.store.finish_run(self.run_id, COMPLETE)
         return self._outcome(report, folder)
 
-    def _report(self, findings: list) -> NightlyReport:
+    def _report(self, findings: list[Finding]) -> NightlyReport:
         return build_report(self.store, self.run_id, devices=[p.name for p in self.profiles],
                             findings=findings, failures=self.night.failures, error=self.night.error)
 
     def _outcome(self, report: NightlyReport, folder: Path | None) -> Outcome:
-        exit_code = {VERDICT_FAILED: EXIT_FAILED, VERDICT_REGRESSION: EXIT_REGRESSION}.get(report.verdict, EXIT_OK)
-        return Outcome(exit_code, verdict_line(report), self.night.run_id, folder)
+        return Outcome(self._exit_code(report.verdict), verdict_line(report), self.night.run_id, folder)
+
+    def _exit_code(self, verdict: str) -> int:
+        """2 no verdict, 1 a model regression (or device drift, when fail_on lists "device"), else 0."""
+        if verdict == VERDICT_FAILED:
+            return EXIT_FAILED
+        if verdict == VERDICT_REGRESSION or (verdict == VERDICT_DEVICE and "device" in self.config.fail_on):
+            return EXIT_REGRESSION
+        return EXIT_OK
+
+    def _check(self, run_name: str) -> list[Finding]:
+        """History first (`check_run`), then a back-to-back A/B for each series that looks worse."""
+        findings = check_run(self.store, self.run_id, rules=self.config.regression_rules(),
+                             baseline_runs=self.config.baseline_runs)
+        choice = baseline_choice(self.store, self.run_id, baseline_runs=self.config.baseline_runs)
+        requests = {(profile.name, variant): ABRequest(profile, files, run_name, self.config.ab_rounds)
+                    for profile in self.profiles for variant, files in self.night.files.items()
+                    if (profile.name, variant) in self.night.benchmarked}
+        confirmation = Confirmation(self.store, self.run_id, choice, self.config.models_dir, self.log)
+        return confirmation.confirm(findings, requests, self.night.benchmark_seconds)
+
+    def _keep_models(self) -> None:
+        """Tonight's model files, by content, for the A/B tests of later nights; a copy that fails is only logged.
+        Only variants with a result that can enter a baseline (stored, not mismatched) are ever an A/B's B."""
+        measured = {variant for _, variant in self.night.benchmarked}
+        for variant, (model, samples) in self.night.files.items():
+            if variant not in measured:
+                continue
+            try:
+                kept_models.keep(self.config.models_dir, model, samples)
+            except OSError as error:
+                self.log(f"could not keep {variant}'s model in {self.config.models_dir}: {error}")
 
     def _train(self, pipeline_config: PipelineConfig) -> tuple[Manifest, dict[str, tuple[Path, Path]]] | None:
         """Run the pipeline (cached stages are reused); a failure is recorded as a failed run."""
@@ -133,10 +179,13 @@ class NightlyJob:
         """Record the run, benchmark and store every result; True when the run can be complete (its
         report decides), False when it was marked failed."""
         self.night.run_id = run_id = begin_pipeline_run(self.store, manifest.run_dir, kind=RUN_KIND)
+        self.night.files = files
         self.log(f"recording run {run_id} in {self.store.db.url}")
         try:
             for variant, (model, samples) in files.items():
+                started = time.monotonic()
                 self._benchmark(manifest.run_dir.name, variant, model, samples)
+                self.night.benchmark_seconds[variant] = round(time.monotonic() - started, 3)
         except Exception as error:  # noqa: BLE001 - e.g. the database went away: the run failed, say why
             self._finish_failed(f"recording failed: {_describe(error)}")
             return False
@@ -182,6 +231,7 @@ class NightlyJob:
             self._fail(device, variant, document["mismatch"])
             return
         self.night.recorded += 1
+        self.night.benchmarked.add((device, variant))
         self.log(f"recorded {variant} on {device}: median {document['latency_ms']['median']:.3f} ms")
 
     def _fail(self, device: str, variant: str, reason: str) -> None:

@@ -1,7 +1,9 @@
 """`junit.xml`: one testcase per device x variant x metric, so CI shows a regression as a failed test.
 
-A regression is a <failure> whose message holds the numbers; a metric with no baseline yet is
-<skipped>; an improvement passes with a note; a device that could not benchmark a variant is an <error>.
+Only a model regression is a <failure> (its message holds the numbers); a slower device, or a change
+on history alone that no A/B confirmed, passes with a warning in its <system-out>; a metric with no
+baseline (or not enough history) yet is <skipped>; an improvement passes with a note; a device that
+could not benchmark a variant is an <error>.
 Model-level metrics (size, host accuracy) are measured on the host: their device is `host`.
 """
 from __future__ import annotations
@@ -12,7 +14,11 @@ from pipeline.core.safe_text import one_line, xml_chars
 from pipeline.nightly import text
 from pipeline.nightly.report import VERDICT_FAILED, NightlyReport
 from pipeline.results import Finding
-from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, REGRESSION
+from pipeline.results.ab_test import DEVICE_SLOWER, MODEL_REGRESSION, UNCONFIRMED
+from pipeline.results.regression import NO_BASELINE, NOT_ENOUGH_HISTORY
+
+WARNINGS = {DEVICE_SLOWER: "warning: device slower, not a model regression: ",
+            UNCONFIRMED: "warning: slower on history alone, not confirmed by an A/B: "}
 
 SUITE_NAME = "nightly"
 HOST_DEVICE = "host"
@@ -34,17 +40,16 @@ def _strip_forbidden(root: ElementTree.Element) -> None:
 
 def _add_finding(suite: ElementTree.Element, finding: Finding) -> str | None:
     """The testcase of one finding; returns its outcome tag (failure / skipped) or None for a pass."""
-    series, direction = finding.series, finding.comparison.direction
+    series, verdict = finding.series, finding.verdict
     case = _case(suite, series.device or HOST_DEVICE, series.variant, finding.comparison.metric)
     line = text.finding_line(finding)
-    if direction == REGRESSION:
+    if verdict == MODEL_REGRESSION:
         ElementTree.SubElement(case, "failure", type="regression", message=line).text = line
         return "failure"
-    if direction == NO_BASELINE:
-        ElementTree.SubElement(case, "skipped", message=f"no baseline yet: {line}")
+    if verdict in (NO_BASELINE, NOT_ENOUGH_HISTORY):
+        ElementTree.SubElement(case, "skipped", message=f"{verdict.replace('-', ' ')}: {line}")
         return "skipped"
-    note = "improvement: " if direction == IMPROVEMENT else "unchanged: "
-    ElementTree.SubElement(case, "system-out").text = note + line
+    ElementTree.SubElement(case, "system-out").text = WARNINGS.get(verdict, f"{verdict}: ") + line
     return None
 
 

@@ -47,7 +47,10 @@ def render(report: NightlyReport) -> str:
     lines = [f"**{_escape(text.verdict_line(report))}**", ""]
     if report.variants:
         lines += comparison_table(report)
-    lines += _section("Regressions", report.regressions)
+    lines += _section("Model regressions", report.regressions)
+    lines += _section("Device drift", report.device_drifts)
+    if report.unconfirmed:
+        lines += _section("Slower on history alone, not confirmed", report.unconfirmed)
     lines += _section("Improvements", report.improvements)
     if report.failures:
         lines += ["", "**Failed benchmarks**", ""]
@@ -56,5 +59,5 @@ def render(report: NightlyReport) -> str:
     if report.without_baseline:
         lines += ["", f"{len(report.without_baseline)} metric(s) had no baseline yet (not judged)."]
     lines += ["", f"Latency cells: median / p99. {_escape(text.settings_line(report))} "
-                  "Details and plots: report.html; every number: report.json."]
+                  f"{_escape(text.ab_cost_line(report))}Details and plots: report.html; every number: report.json."]
     return "\n".join(lines) + "\n"

@@ -14,10 +14,12 @@ from pipeline.core.names import check_name
 from pipeline.core.toml_config import read_toml, section_from_dict
 from pipeline.core.variants import VARIANT_NAMES, produced_variants
 from pipeline.errors import UserError
+from pipeline.results.ab_test import MIN_ROUNDS, rounds_for
 from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
 from pipeline.training.config import PipelineConfig
 
 DEFAULT_CONFIG = "configs/nightly.toml"
+FAIL_ON_CHOICES = ("model", "device")  # what makes the nightly exit 1: model regressions, device drift
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class NightlyConfig:
     baseline_runs: int = DEFAULT_BASELINE_RUNS  # the last N good nightly runs form the baseline
     results_db: str = ""  # empty: $RESULTS_DB, else results/results.db
     reports_dir: str = "reports"
+    models_dir: str = "results/models"  # every night's model files, content-addressed, for later A/B tests
+    ab_rounds: int = 10  # back-to-back A/B rounds for a suspicious series (each model: 1/rounds of a benchmark)
+    fail_on: list = field(default_factory=lambda: ["model"])  # add "device" to exit 1 on device drift too
     rules: dict = field(default_factory=dict)  # metric -> {threshold, alpha, ...}: overrides of DEFAULT_RULES
     source: str = "<defaults>"  # the file it was read from, for error messages
 
@@ -46,6 +51,7 @@ class _RuleFields:
     threshold: float = 0.0
     higher_is_better: bool = False
     alpha: float = 0.0
+    sigmas: float = 0.0
 
 
 def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None = None) -> None:
@@ -70,7 +76,7 @@ def _rules(tables: dict, source: str) -> dict[str, dict[str, Any]]:
     for metric, table in tables.items():
         where = f"{source}: rules.{metric}"
         if not isinstance(table, dict):
-            raise UserError(f"{where} must be a table ([rules.{metric}] with threshold = ..., alpha = ...)")
+            raise UserError(f"{where} must be a table ([rules.{metric}] with threshold = ..., sigmas = ...)")
         parsed = section_from_dict(_RuleFields, table, where)
         rules[metric] = {key: getattr(parsed, key) for key in table}
     try:
@@ -86,12 +92,21 @@ def validate(config: NightlyConfig) -> NightlyConfig:
     if config.variants:
         _names(config.variants, "variants", source, VARIANT_NAMES)
     _names(config.devices, "devices", source)
+    _names(config.fail_on, "fail_on", source, FAIL_ON_CHOICES)
+    if config.ab_rounds < MIN_ROUNDS:
+        raise UserError(f"{source}: nightly.ab_rounds = {config.ab_rounds} must be at least {MIN_ROUNDS}")
+    rules = _rules(config.rules, source)
+    for metric, rule in rules_with_overrides(rules).items():
+        if rule.noisy and rule.alpha is not None and config.ab_rounds < rounds_for(rule.alpha):
+            raise UserError(f"{source}: nightly.ab_rounds = {config.ab_rounds} cannot reach rules.{metric}.alpha = "
+                            f"{rule.alpha:g} (an A/B over n rounds has p >= 2^-n): use at least "
+                            f"{rounds_for(rule.alpha)} rounds or a larger alpha")
     if config.baseline_runs < 1:
         raise UserError(f"{source}: nightly.baseline_runs = {config.baseline_runs} must be at least 1")
-    for key in ("pipeline", "reports_dir"):
+    for key in ("pipeline", "reports_dir", "models_dir"):
         if not getattr(config, key):
             raise UserError(f"{source}: nightly.{key} must not be empty")
-    return dataclasses.replace(config, rules=_rules(config.rules, source))
+    return dataclasses.replace(config, rules=rules)
 
 
 def variants_to_benchmark(config: NightlyConfig, pipeline_config: PipelineConfig) -> list[str]:

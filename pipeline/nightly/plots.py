@@ -18,6 +18,7 @@ TREND_SIZE = (4.6, 3.0)  # inches
 TRADEOFF_SIZE = (9.2, 3.4)
 LABEL_LIMIT = 48  # characters of a name in a plot: a very long one would make a huge image
 CURRENT_COLOR, BASELINE_COLOR, THROTTLED_COLOR, LINE_COLOR = "#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"
+CHANGE_COLOR = "#9467bd"
 
 
 def _label(name: object) -> str:
@@ -47,7 +48,8 @@ def _baseline_band(axes, trend: Trend) -> None:
 
 
 def latency_trend(trend: Trend, current_run: int) -> str:
-    """Median latency per run for one device x variant x runtime, this run in red, throttled runs marked."""
+    """Median latency per run for one device x variant x runtime, this run in red, throttled runs and change
+    points marked."""
     figure = Figure(figsize=TREND_SIZE)
     axes = figure.subplots()
     positions = list(range(len(trend.points)))
@@ -57,6 +59,9 @@ def latency_trend(trend: Trend, current_run: int) -> str:
     if throttled:
         axes.scatter(throttled, [trend.points[i].value for i in throttled], marker="x", s=80, color=THROTTLED_COLOR,
                      label="throttled", zorder=4)
+    for number, index in enumerate(i for i, p in enumerate(trend.points) if p.run_id in trend.change_points):
+        axes.axvline(index - 0.5, color=CHANGE_COLOR, linestyle="--", linewidth=1,
+                     label="change point" if number == 0 else None)
     current = [i for i, p in enumerate(trend.points) if p.run_id == current_run]
     axes.scatter(current, [trend.points[i].value for i in current], s=60, color=CURRENT_COLOR, label="this run",
                  zorder=5)
@@ -87,7 +92,7 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
     left, right = figure.subplots(1, 2)
     names = [name for name, _ in timed]
     _annotated(left, [ms for _, ms in timed], [top1[n] for n in names], names, color=LINE_COLOR)
-    left.set(title=f"top-1 vs median latency on {device}", xlabel="median latency (ms)", ylabel="top-1 (%)")
+    left.set(title=f"top-1 vs median latency on {_label(device)}", xlabel="median latency (ms)", ylabel="top-1 (%)")
     sized = [v for v in report.variants if v["bytes"] and v["name"] in top1]
     _annotated(right, [v["bytes"] / 1024 for v in sized], [top1[v["name"]] for v in sized], [v["name"] for v in sized],
                color=LINE_COLOR, label="file")

@@ -13,12 +13,14 @@ from typing import Any
 from pipeline.core.variants import VARIANT_NAMES
 from pipeline.errors import UserError
 from pipeline.results import Finding, ResultsStore, Series
-from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, REGRESSION
+from pipeline.results.ab_test import DEVICE_SLOWER, MODEL_REGRESSION, UNCONFIRMED
+from pipeline.results.changepoints import change_points
+from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, NOT_ENOUGH_HISTORY
 from pipeline.results.store import COMPLETE, FAILED, RUNNING
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: findings carry verdict, A/B and evidence; trends carry change points
 TREND_RUNS = 30  # latency points per trend plot: this run and the ones before it
-VERDICT_REGRESSION, VERDICT_OK, VERDICT_FAILED = "regression", "ok", "failed"
+VERDICT_REGRESSION, VERDICT_DEVICE, VERDICT_OK, VERDICT_FAILED = "regression", "device-drift", "ok", "failed"
 RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "finished_at", "git_commit", "config_path", "host")
 VARIANT_FIELDS = ("name", "sha256", "bytes", "gzip_bytes", "sparsity", "float_accuracy", "int8_accuracy")
 RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes",
@@ -50,6 +52,7 @@ class Trend:
     series: Series
     points: list[TrendPoint]
     finding: Finding | None
+    change_points: list[int] = field(default_factory=list)  # run ids where the series reached a new level
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,25 @@ class NightlyReport:
     def verdict(self) -> str:
         if self.run["status"] != COMPLETE:
             return VERDICT_FAILED
-        return VERDICT_REGRESSION if self.regressions else VERDICT_OK
+        return VERDICT_REGRESSION if self.regressions else VERDICT_DEVICE if self.device_drifts else VERDICT_OK
 
-    def _with(self, direction: str) -> list[Finding]:
-        return [finding for finding in self.findings if finding.comparison.direction == direction]
+    def _with(self, *verdicts: str) -> list[Finding]:
+        return [finding for finding in self.findings if finding.verdict in verdicts]
 
     @property
     def regressions(self) -> list[Finding]:
-        return self._with(REGRESSION)
+        """Model regressions: confirmed back to back (latency, energy) or deterministic (size, accuracy)."""
+        return self._with(MODEL_REGRESSION)
+
+    @property
+    def device_drifts(self) -> list[Finding]:
+        """The baseline model itself ran slower tonight: the device changed, not the model."""
+        return self._with(DEVICE_SLOWER)
+
+    @property
+    def unconfirmed(self) -> list[Finding]:
+        """Worse on history alone, and no A/B could confirm or clear it."""
+        return self._with(UNCONFIRMED)
 
     @property
     def improvements(self) -> list[Finding]:
@@ -82,7 +96,7 @@ class NightlyReport:
 
     @property
     def without_baseline(self) -> list[Finding]:
-        return self._with(NO_BASELINE)
+        return self._with(NO_BASELINE, NOT_ENOUGH_HISTORY)
 
     def result(self, device: str, variant: str) -> dict[str, Any] | None:
         return next((r for r in self.results if r["device"] == device and r["variant"] == variant), None)
@@ -106,7 +120,8 @@ def _trend(store: ResultsStore, series: Series, run_id: int, finding: Finding | 
     earlier = store.history(series, "latency_ms", before_run=run_id, limit=TREND_RUNS - 1)
     observations = earlier + store.history(series, "latency_ms", only_run=run_id)
     points = [TrendPoint(o.run_id, o.value, o.throttled, o.nightly) for o in observations if o.value is not None]
-    return Trend(series, points, finding)
+    steps = change_points([p.value for p in points])
+    return Trend(series, points, finding, [points[index].run_id for index in steps])
 
 
 def _pick(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
         "latency_samples": pack_samples(_samples(document, "latency_samples_ms", source, required=True)),
         "energy_windows_mj": pack_samples(_samples(document, "energy.per_window_mj", source, required=False)),
         "document_json": _without_samples(document),
-        "reported_device": _text(document, "reported_device", source),
+        "reported_device": _text(document, "reported_device", source) or _text(document, "device", source),
         "mismatch": _text(document, "mismatch", source),
     }
     for field in LATENCY_FIELDS:

@@ -5,6 +5,7 @@ still recording, or one that crashed, never shows up in a baseline or a history.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,3 +177,13 @@ def run_series(db: Database, run_id: int) -> list[tuple[Series, list[str]]]:
     for row in db.query("SELECT name FROM variants WHERE run_id = ? ORDER BY name", (run_id,)):
         found.append((Series(row["name"]), list(VARIANT_METRICS)))
     return found
+
+
+def result_document(db: Database, run_id: int, series: Series) -> dict[str, Any] | None:
+    """The agent document stored for one series in one run (without its raw samples), or None; a result
+    that contradicts the host is no evidence, as in the histories."""
+    rows = db.query("SELECT b.document_json AS document FROM benchmarks b JOIN devices d ON d.id = b.device_id "
+                    "WHERE b.run_id = ? AND d.name = ? AND b.variant = ? AND b.runtime = ? AND b.mismatch IS NULL "
+                    "ORDER BY b.id DESC",
+                    (run_id, series.device, series.variant, series.runtime))
+    return json.loads(rows[0]["document"]) if rows else None

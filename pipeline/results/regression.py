@@ -4,10 +4,14 @@ A metric's history is a list of `Observation`s (one per run, oldest first). `sel
 picks what to compare with: the last N good nightly runs, or a pinned run. `compare` applies
 the metric's `Rule`:
 
-- relative rules (latency, energy, size) flag when |current/baseline - 1| exceeds the
-  threshold and, when both sides carry raw samples and the rule has an `alpha`, a two-sided
-  Mann-Whitney U test on the samples also rejects equality (p < alpha). Without samples
-  (energy with no per-window readings) the ratio alone decides;
+- noisy rules (latency, energy: `sigmas` set) judge at the level of runs, the independent unit:
+  tonight's median against the baseline runs' medians, with a robust model of that series'
+  run-to-run spread (median and MAD of the log medians). A change must exceed both the threshold
+  and `sigmas` robust sigmas; with fewer than MIN_HISTORY_RUNS baseline runs the series has
+  "not enough history". Per-invoke samples are not pooled into a test: thousands of invokes of
+  one night are one night of evidence. A worse night that could hide a change past the
+  threshold is marked `suspicious`, so the nightly can confirm it back to back (`ab_test`);
+- deterministic relative rules (size) flag when |current/baseline - 1| exceeds the threshold;
 - absolute rules (accuracy) flag when the value moves by more than the threshold.
 
 The change's direction (regression / improvement / unchanged) depends on whether higher is
@@ -29,10 +33,16 @@ REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 UNCHANGED = "unchanged"
 NO_BASELINE = "no-baseline"
+NOT_ENOUGH_HISTORY = "not-enough-history"
 RELATIVE = "relative"
 ABSOLUTE = "absolute"
 DEFAULT_BASELINE_RUNS = 5
-DEFAULT_ALPHA = 0.002
+DEFAULT_ALPHA = 0.01  # the A/B paired test's one-sided false-alarm rate for one suspicious series
+DEFAULT_SIGMAS = 3.0
+MIN_HISTORY_RUNS = 3  # a noisy metric's spread cannot be estimated from fewer baseline runs
+SUSPICIOUS_SIGMAS = 2.5  # not this many sigmas clear of the threshold: worth a back-to-back check
+MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standard deviation
+MIN_RELATIVE_SIGMA = 0.005  # spread floor: five identical medians do not make a series noise-free
 
 
 @dataclass(frozen=True)
@@ -42,14 +52,19 @@ class Rule:
     change: str
     threshold: float
     higher_is_better: bool = False
-    alpha: float | None = None  # Mann-Whitney p-value to beat when both sides have samples; None: no test
+    alpha: float | None = None  # one-sided significance of the back-to-back A/B test; None: no A/B (deterministic)
+    sigmas: float | None = None  # noisy metric: the change must also exceed this many robust sigmas of the history
+
+    @property
+    def noisy(self) -> bool:
+        return self.sigmas is not None
 
 
 ACCURACY_RULE = Rule(ABSOLUTE, 0.005, higher_is_better=True)  # 0.5 point, accuracies are fractions
 SIZE_RULE = Rule(RELATIVE, 0.01)
 DEFAULT_RULES: dict[str, Rule] = {
-    "latency_ms": Rule(RELATIVE, 0.05, alpha=DEFAULT_ALPHA),
-    "energy_mj": Rule(RELATIVE, 0.10, alpha=DEFAULT_ALPHA),
+    "latency_ms": Rule(RELATIVE, 0.05, alpha=DEFAULT_ALPHA, sigmas=DEFAULT_SIGMAS),
+    "energy_mj": Rule(RELATIVE, 0.10, alpha=DEFAULT_ALPHA, sigmas=DEFAULT_SIGMAS),
     "accuracy": ACCURACY_RULE,
     "float_accuracy": ACCURACY_RULE,
     "int8_accuracy": ACCURACY_RULE,
@@ -75,23 +90,25 @@ class Comparison:
 
     metric: str
     direction: str
-    current: float | None  # median of the current samples, or the current value
-    baseline: float | None  # median of the pooled baseline samples, or of the baseline runs' values
+    current: float | None  # the current run's value (its median for latency)
+    baseline: float | None  # median of the baseline runs' values
     change: float | None  # current - baseline
     ratio: float | None  # current / baseline
-    p_value: float | None  # Mann-Whitney U, two-sided; None when not tested
-    baseline_iqr: float | None  # p75 - p25 of the baseline samples (or values): its noise
+    baseline_iqr: float | None  # p75 - p25 of the baseline runs' values
     baseline_spread: float | None  # max - min of the baseline runs' values: run-to-run drift
     baseline_runs: tuple[int, ...]
     current_run: int | None
     current_throttled: bool
-    test: str  # "mann-whitney", "ratio-only" or "absolute"
+    test: str  # "run-level", "ratio-only" or "absolute"
     rule: Rule
+    run_sigma: float | None = None  # noisy rules: robust sigma of the baseline runs' log values (0.03 = 3 %)
+    sigmas: float | None = None  # noisy rules: the change in units of run_sigma
+    suspicious: bool = False  # worse, and possibly past the threshold: confirm back to back
 
 
 def rules_with_overrides(overrides: Mapping[str, Mapping[str, Any]],
                          base: Mapping[str, Rule] = DEFAULT_RULES) -> dict[str, Rule]:
-    """Per-metric threshold changes, e.g. {"latency_ms": {"threshold": 0.03, "alpha": 0.001}}."""
+    """Per-metric threshold changes, e.g. {"latency_ms": {"threshold": 0.03, "sigmas": 4}}."""
     rules = dict(base)
     allowed = {field.name for field in dataclasses.fields(Rule)}
     for metric, changes in overrides.items():
@@ -105,6 +122,8 @@ def rules_with_overrides(overrides: Mapping[str, Mapping[str, Any]],
             raise UserError(f"regression rule {metric!r}: change must be 'relative' or 'absolute' and threshold >= 0")
         if rule.alpha is not None and not 0 < rule.alpha < 1:
             raise UserError(f"regression rule {metric!r}: alpha must be between 0 and 1")
+        if rule.sigmas is not None and (rule.change != RELATIVE or not rule.sigmas > 0):
+            raise UserError(f"regression rule {metric!r}: sigmas must be > 0, on a relative rule")
         rules[metric] = rule
     return rules
 
@@ -127,12 +146,39 @@ def _verdict(worse: bool, better: bool) -> str:
     return REGRESSION if worse else IMPROVEMENT if better else UNCHANGED
 
 
-def _sample_test(baseline: Sequence[Observation], current: Observation,
-                 rule: Rule) -> tuple[np.ndarray, np.ndarray] | None:
-    """Pooled baseline samples and current samples, when the rule tests and every side has samples."""
-    if rule.alpha is None or current.samples is None or any(o.samples is None for o in baseline):
-        return None
-    return np.concatenate([np.asarray(o.samples, float) for o in baseline]), np.asarray(current.samples, float)
+def worse_by(rule: Rule, log_ratio: float) -> float:
+    """How much worse, in log units, a log ratio current/baseline is (negative: better)."""
+    return -log_ratio if rule.higher_is_better else log_ratio
+
+
+def run_sigma(values: Sequence[float] | np.ndarray) -> float:
+    """Robust run-to-run spread of a series: MAD of the log values as a sigma, floored (see MIN_RELATIVE_SIGMA)."""
+    logs = np.log(np.asarray(values, float))
+    return max(MAD_TO_SIGMA * float(np.median(np.abs(logs - np.median(logs)))), MIN_RELATIVE_SIGMA)
+
+
+def judge_runs(rule: Rule, baseline_values: Sequence[float] | np.ndarray,
+               current: float) -> tuple[str, float | None, float | None, bool]:
+    """A noisy metric's verdict from history alone: (direction, sigma, change in sigmas, suspicious).
+
+    Suspicious means the history cannot rule out a change past the threshold: tonight is less than
+    SUSPICIOUS_SIGMAS sigmas below it (on a board that drifts as much as the threshold, most nights
+    are). With fewer than MIN_HISTORY_RUNS runs there is no spread to judge by: any worse night is
+    suspicious, so a back-to-back test can still decide.
+    """
+    if rule.sigmas is None:
+        raise ValueError("judge_runs needs a noisy rule (one with sigmas)")
+    base = float(np.median(baseline_values))
+    if base <= 0 or current <= 0:
+        return UNCHANGED, None, None, False
+    worse = worse_by(rule, float(np.log(current / base)))
+    limit = float(np.log1p(rule.threshold))
+    if len(baseline_values) < MIN_HISTORY_RUNS:
+        return NOT_ENOUGH_HISTORY, None, None, worse > 0
+    sigma = run_sigma(baseline_values)
+    beyond = abs(worse) > limit and abs(worse) > rule.sigmas * sigma
+    direction = _verdict(worse=beyond and worse > 0, better=beyond and worse < 0)
+    return direction, sigma, worse / sigma, worse > limit - SUSPICIOUS_SIGMAS * sigma
 
 
 def compare(metric: str, baseline: Sequence[Observation], current: Observation, rule: Rule) -> Comparison:
@@ -142,37 +188,28 @@ def compare(metric: str, baseline: Sequence[Observation], current: Observation, 
                                   current_throttled=current.throttled, rule=rule)
     if not baseline or current.value is None:
         return Comparison(direction=NO_BASELINE, current=current.value, baseline=None, change=None, ratio=None,
-                          p_value=None, baseline_iqr=None, baseline_spread=None, test="none", **fields)
+                          baseline_iqr=None, baseline_spread=None, test="none", **fields)
     run_values = np.asarray([o.value for o in baseline], float)
-    samples = _sample_test(baseline, current, rule)
-    p_value = None
-    if samples is not None:
-        from scipy.stats import mannwhitneyu  # here, not at the top: importing scipy.stats takes ~1 s
-
-        pooled, now = samples
-        base_value, current_value, iqr = float(np.median(pooled)), float(np.median(now)), _iqr(pooled)
-        p_value = float(mannwhitneyu(now, pooled, alternative="two-sided").pvalue)
-        test = "mann-whitney"
-    else:
-        base_value, current_value, iqr = float(np.median(run_values)), float(current.value), _iqr(run_values)
-        test = "ratio-only" if rule.change == RELATIVE else "absolute"
+    base_value, current_value = float(np.median(run_values)), float(current.value)
     change = current_value - base_value
     ratio = current_value / base_value if base_value else None
-    direction = _judge(rule, change, ratio, p_value)
-    return Comparison(direction=direction, current=current_value, baseline=base_value, change=change, ratio=ratio,
-                      p_value=p_value, baseline_iqr=iqr, baseline_spread=float(np.ptp(run_values)), test=test,
-                      **fields)
+    noise: dict[str, Any] = dict(baseline_iqr=_iqr(run_values), baseline_spread=float(np.ptp(run_values)))
+    if rule.noisy:
+        direction, sigma, sigmas, suspicious = judge_runs(rule, run_values, current_value)
+        return Comparison(direction=direction, current=current_value, baseline=base_value, change=change, ratio=ratio,
+                          test="run-level", run_sigma=sigma, sigmas=sigmas, suspicious=suspicious, **noise, **fields)
+    test = "ratio-only" if rule.change == RELATIVE else "absolute"
+    return Comparison(direction=_judge(rule, change, ratio), current=current_value, baseline=base_value,
+                      change=change, ratio=ratio, test=test, **noise, **fields)
 
 
-def _judge(rule: Rule, change: float, ratio: float | None, p_value: float | None) -> str:
-    """Direction of a change under a rule: past the threshold, and significant when tested."""
+def _judge(rule: Rule, change: float, ratio: float | None) -> str:
+    """Direction of a deterministic change under a rule: past the threshold."""
     if rule.change == RELATIVE:
         if ratio is None:
             return UNCHANGED
         moved = ratio - 1.0
     else:
         moved = change
-    if p_value is not None and rule.alpha is not None and p_value >= rule.alpha:
-        return UNCHANGED
     up, down = moved > rule.threshold, moved < -rule.threshold
     return _verdict(worse=down if rule.higher_is_better else up, better=up if rule.higher_is_better else down)

@@ -54,10 +54,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _text_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _insert(tx: Transaction, table: str, row: Mapping[str, Any]) -> int:
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
@@ -128,7 +124,6 @@ class ResultsStore:
         says about itself (its `device` field) is kept as `reported_device`, never used as a key, so a
         misconfigured or hostile board cannot write into another device's history."""
         row = benchmark_row(document, source or f"for {variant}")
-        row["reported_device"] = row["reported_device"] or _text_or_none(document.get("device"))
         hostname, arch = board_fields(document, source)
         now = utc_now()
         with self.db.transaction() as tx:
