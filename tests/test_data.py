@@ -9,14 +9,8 @@ import pytest
 from pipeline.core.preprocessing import to_float
 from pipeline.errors import UserError
 from pipeline.training.config import DATA_FORMATS, DataConfig
-from pipeline.training.datasets import (
-    SOURCE_LISTERS,
-    labeled_subset,
-    load_dataset,
-    read_idx,
-    source_files,
-    split_indices,
-)
+from pipeline.training.datasets import labeled_subset, load_dataset, read_idx, split_indices
+from pipeline.training.external_files import SOURCE_LISTERS, source_files
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

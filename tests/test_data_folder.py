@@ -9,7 +9,8 @@ from PIL import Image
 
 from pipeline.errors import UserError
 from pipeline.training.config import DataConfig
-from pipeline.training.datasets import load_dataset, source_files
+from pipeline.training.datasets import load_dataset
+from pipeline.training.external_files import source_files
 from pipeline.training.runner import run_stages
 from tests.conftest import micro_config
 from tests.image_folder_fixtures import CLASS_NAMES, colored_images, save_image, write_image_folder

@@ -96,3 +96,14 @@ def test_no_two_library_modules_share_a_file_name():
             continue
         seen.setdefault(leaf, []).append(module)
     assert {leaf: names for leaf, names in seen.items() if len(names) > 1} == {}
+
+
+def test_cache_checks_and_config_errors_do_not_import_tensorflow():
+    """`python -m pipeline run` decides what is cached, and refuses bad configs, before TensorFlow loads
+    (about 6 s): the runner, the config and the external-input listers must stay free of it."""
+    import subprocess
+    import sys
+
+    probe = "import sys, pipeline.commands.stages, pipeline.training.runner; print('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

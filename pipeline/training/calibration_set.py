@@ -15,6 +15,7 @@ from pipeline.core.npz import save_npz
 from pipeline.errors import UserError
 from pipeline.training.config import PipelineConfig
 from pipeline.training.datasets import load_dataset, split_indices
+from pipeline.training.external_files import existing_calibration
 from pipeline.training.image_set import ImageSet
 
 CALIBRATION_SEED = 20261126
@@ -69,14 +70,6 @@ def write_calibration(config: PipelineConfig) -> Path:
                         f"the samples from the run's training split itself")
     path = Path(config.convert.calibration)
     save_calibration(path, draw_calibration(config))
-    return path
-
-
-def existing_calibration(path: Path) -> Path:
-    """`path`, refused with the way to create it when it does not exist."""
-    if not path.is_file():
-        raise UserError(f"calibration file {path} not found; create it with `make calibration` "
-                        f"(or set convert.calibration in the config)")
     return path
 
 

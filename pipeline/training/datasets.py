@@ -11,7 +11,6 @@ import dataclasses
 import gzip
 import pickle
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,19 +18,17 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.training.config import DataConfig
+from pipeline.training.external_files import (
+    IDX_FILES,
+    NPZ_REQUIRED,
+    cifar10_source_files,
+    idx_source_files,
+    missing_dataset,
+)
 from pipeline.training.image_folder import TEST, TRAIN, VALIDATION, FolderSplit, scan_folder, scan_unlabeled
 from pipeline.training.image_set import UNLABELED, ImageDecoding, ImageSet
 
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-CIFAR_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
-CIFAR_TEST_BATCH = "test_batch"
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
-NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
@@ -58,12 +55,6 @@ def in_memory(images: np.ndarray, labels: np.ndarray) -> ImageSet:
     return ImageSet(np.asarray(labels, dtype=np.int64), arrays=images)
 
 
-def _missing(path: Path, config_path: str) -> UserError:
-    return UserError(
-        f"dataset file not found: {path}; install the default dataset with "
-        f"`sudo apt-get install dataset-fashion-mnist` or point data.path in {config_path} at a folder that holds it")
-
-
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped): magic, dims, then big-endian data."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -78,18 +69,6 @@ def read_idx(path: Path) -> np.ndarray:
     if data.size != int(np.prod(dims)):
         raise UserError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
     return data.reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def _find_idx(folder: Path, stem: str, config_path: str) -> Path:
-    for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
-            return candidate
-    raise _missing(folder / f"{stem}.gz", config_path)
-
-
-def idx_source_files(folder: Path, config_path: str) -> tuple[Path, ...]:
-    """The four IDX files, gzipped or not, in IDX_FILES order."""
-    return tuple(_find_idx(folder, stem, config_path) for stem in IDX_FILES.values())
 
 
 def load_idx_dir(folder: Path, config_path: str) -> Dataset:
@@ -109,15 +88,6 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         batch = pickle.load(handle, encoding="bytes")
     images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, np.asarray(batch[b"labels"], dtype=np.int64)
-
-
-def cifar10_source_files(folder: Path, config_path: str) -> tuple[Path, ...]:
-    """The five training batches, then the test batch."""
-    paths = tuple(folder / name for name in CIFAR_TRAIN_BATCHES + [CIFAR_TEST_BATCH])
-    for path in paths:
-        if not path.is_file():
-            raise _missing(path, config_path)
-    return paths
 
 
 def load_cifar10_dir(folder: Path, config_path: str) -> Dataset:
@@ -220,56 +190,13 @@ def load_dataset(config: DataConfig, config_path: str = "the config") -> Dataset
     if config.format == "npz":
         dataset = load_npz_file(folder, config_path)
     elif not folder.is_dir():
-        raise _missing(folder, config_path)
+        raise missing_dataset(folder, config_path)
     else:
         dataset = load_idx_dir(folder, config_path) if config.format == "idx" else load_cifar10_dir(folder, config_path)
     train_n = min(config.train_limit or len(dataset.train), len(dataset.train))
     test_n = min(config.test_limit or len(dataset.test), len(dataset.test))
     return dataclasses.replace(dataset, train=dataset.train.select(np.arange(train_n)),
                                test=dataset.test.select(np.arange(test_n)))
-
-
-def _npz_source_files(config: DataConfig, config_path: str) -> tuple[Path, ...]:
-    path = Path(config.path)
-    if not path.is_file():
-        raise UserError(f"dataset file {path} not found: set data.path in {config_path} to an .npz holding "
-                        f"{', '.join(NPZ_REQUIRED)}")
-    return (path,)
-
-
-def _folder_source_files(config: DataConfig, config_path: str) -> tuple[Path, ...]:
-    """Every image file of the folder's splits, then of data.unlabeled_path."""
-    root = Path(config.path)
-    _, splits = scan_folder(root, config_path)
-    files = [root / name for split in splits.values() for name in split.files]
-    if config.unlabeled_path:
-        unlabeled = Path(config.unlabeled_path)
-        files += [unlabeled / name for name in scan_unlabeled(unlabeled, config_path)]
-    return tuple(files)
-
-
-def _in_folder(lister: Callable[[Path, str], tuple[Path, ...]]) -> Callable[[DataConfig, str], tuple[Path, ...]]:
-    def listed(config: DataConfig, config_path: str) -> tuple[Path, ...]:
-        folder = Path(config.path)
-        if not folder.is_dir():
-            raise _missing(folder, config_path)
-        return lister(folder, config_path)
-    return listed
-
-
-# Per data.format, the files its loader reads, listed without decoding them: what the data stage's
-# cache key hashes (by content, in about 0.1 s for Fashion-MNIST). Every format needs one.
-SOURCE_LISTERS: dict[str, Callable[[DataConfig, str], tuple[Path, ...]]] = {
-    "idx": _in_folder(idx_source_files),
-    "cifar10": _in_folder(cifar10_source_files),
-    "npz": _npz_source_files,
-    "folder": _folder_source_files,
-}
-
-
-def source_files(config: DataConfig, config_path: str = "the config") -> tuple[Path, ...]:
-    """The files the configured dataset is read from (for a folder: every image file)."""
-    return SOURCE_LISTERS[config.format](config, config_path)
 
 
 def split_indices(n: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

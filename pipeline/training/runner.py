@@ -29,9 +29,8 @@ from pipeline.core.artifacts import (
 )
 from pipeline.core.folders import folder_lock, writing_into
 from pipeline.errors import UserError
-from pipeline.training.calibration_set import existing_calibration
 from pipeline.training.config import PipelineConfig
-from pipeline.training.datasets import source_files
+from pipeline.training.external_files import existing_calibration, source_files
 from pipeline.training.stage_io import StageContext, StageOutput
 
 
