@@ -7,6 +7,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from models import outputs_probabilities
 from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import FINETUNE_STRENGTH, augment
@@ -74,11 +75,12 @@ def keras_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -
 
 
 def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: int) -> None:
-    """Adam with cosine decay and sparse cross-entropy on logits: one recipe for every stage."""
+    """Adam with cosine decay and sparse cross-entropy on the model's logits (or its softmax, when a
+    user's model ends in one): one recipe for every stage."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(decay_steps, 1))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=["accuracy"],
     )
 

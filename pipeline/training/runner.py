@@ -3,16 +3,24 @@
 A stage's cache key hashes its config sections, the sha256 of every input artifact and
 the source of the stage's module. A stage is re-run when its key changes or one of its
 recorded outputs is missing or altered; a re-run changes its outputs' hashes, so the
-stages after it re-run too, and only those.
+stages after it re-run too, and only those. A user's model file or builder module is an
+input too: its hash is part of the key of the stages that read the [model] section.
+
+In a multi-worker run every worker runs every stage (they must take the same collective
+steps, and only the chief has the build folder); the other workers write into a temporary
+folder that is deleted at the end.
 """
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +35,7 @@ from pipeline.core.artifacts import (
     sha256_json,
 )
 from pipeline.errors import UserError
+from pipeline.training.cluster import is_chief, is_multi_worker
 from pipeline.training.config import PipelineConfig
 from pipeline.training.stage_io import StageContext, StageOutput
 
@@ -89,12 +98,31 @@ def _code_files(module: str) -> list[Path]:
                   if name.split(".")[0] in PROJECT_PACKAGES and name not in PLUMBING_MODULES)
 
 
+def _user_model_files(config: PipelineConfig) -> list[Path]:
+    """The user's model file (every file of a SavedModel folder) or builder module source."""
+    if config.model.path:
+        path = Path(config.model.path)
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.is_file())
+        return [path] if path.is_file() else []
+    if config.model.builder:
+        try:
+            spec = importlib.util.find_spec(config.model.builder.partition(":")[0])
+        except (ImportError, ValueError):
+            return []  # the stage that imports it says what is wrong in one line
+        return [Path(spec.origin)] if spec and spec.origin and Path(spec.origin).is_file() else []
+    return []
+
+
 def _cache_key(spec: StageSpec, config: PipelineConfig, manifest: Manifest) -> str:
     code = {str(path.relative_to(PROJECT_ROOT)): sha256_file(path) for path in _code_files(spec.module)}
     inputs = {stage: {k: v["sha256"] for k, v in manifest.stage(stage)["outputs"].items()} for stage in spec.inputs}
     sections = {name: config.section(name) for name in spec.sections}
     for field in LOCATION_FIELDS:  # where a run is stored does not change what it computes
         sections.get("run", {}).pop(field, None)
+    user_files = _user_model_files(config) if "model" in spec.sections else []
+    if user_files:
+        inputs["user_model"] = {str(path): sha256_file(path) for path in user_files}
     return sha256_json({"stage": spec.name, "config": sections, "inputs": inputs, "code": code})
 
 
@@ -108,7 +136,27 @@ def run_stages(
     """Run the stages up to and including `until` (default: all); return the updated manifest."""
     if until is not None and until not in STAGE_NAMES:
         raise UserError(f"unknown stage '{until}'; choose one of: {', '.join(STAGE_NAMES)}")
-    run_dir = run_dir_for(config)
+    multi_worker = is_multi_worker(config.run.strategy)
+    force = force or multi_worker
+    with _worker_run_dir(config) as run_dir:
+        return _run_in(run_dir, config, until, force, log)
+
+
+@contextmanager
+def _worker_run_dir(config: PipelineConfig) -> Iterator[Path]:
+    """The run folder for the chief (or a lone process); a throw-away folder for other workers."""
+    if is_chief():
+        yield run_dir_for(config)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"pipeline-worker-{config.run.name}-"))
+    try:
+        yield scratch / config.run.name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_in(run_dir: Path, config: PipelineConfig, until: str | None, force: bool,
+            log: Callable[[str], None]) -> Manifest:
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(run_dir)
     manifest = Manifest(run_dir)
@@ -121,6 +169,7 @@ def run_stages(
         record = manifest.stage(spec.name)
         if not force and record and record.get("cache_key") == key and manifest.outputs_intact(spec.name):
             log(f"{step} cached   ({record['wall_s']:.1f}s when run)")
+            _log_skip(step, record, log)
             continue
         reused = None if force else _reuse_from_other_run(spec, key, config, run_dir)
         if reused:
@@ -130,8 +179,15 @@ def run_stages(
             log(f"{step} running")
             record = _execute(spec, key, config, manifest)
             log(f"{step} done     ({record['wall_s']:.1f}s)")
+            _log_skip(step, record, log)
         manifest.set_stage(spec.name, record, STAGE_NAMES)
     return manifest
+
+
+def _log_skip(step: str, record: dict[str, Any], log: Callable[[str], None]) -> None:
+    """A stage that ran but did not do its work (a trained model skips training) says so."""
+    if record.get("skipped"):
+        log(f"{step} skipped  ({record['skipped']})")
 
 
 def _execute(spec: StageSpec, key: str, config: PipelineConfig, manifest: Manifest) -> dict[str, Any]:

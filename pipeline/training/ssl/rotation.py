@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.distribute import global_mean_gradients
 
 ROTATIONS = 4
 
@@ -29,7 +30,7 @@ def make_train_step(encoder: keras.Model, head: keras.Model, optimizer):
         rotated, labels = rotate_batch(augment(images, FINETUNE_STRENGTH))
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, head(encoder(rotated, training=True), training=True)) + tf.add_n(encoder.losses or [0.0])
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables, strict=True))
         return loss
 
     return step

@@ -17,12 +17,12 @@ import numpy as np
 from pipeline.core.artifacts import gzip_size
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
-from pipeline.core.tf_env import keras
 from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
 from pipeline.training.calibration_set import load_calibration
 from pipeline.training.fit import keras_accuracy
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
@@ -47,9 +47,9 @@ def _write_variant(ctx: StageContext, name: str, model_bytes: bytes, data: RunDa
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
     calibration = load_calibration(Path(ctx.config.convert.calibration), data.dataset.input_shape)
-    finetuned = keras.models.load_model(ctx.input("finetune", "classifier"), compile=False)
-    pruned = keras.models.load_model(ctx.input("prune", "pruned"), compile=False)
-    compressed = load_quantized(ctx.input("quantize", "quantize_ready"))
+    finetuned = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+    pruned = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
+    compressed = load_quantized(ctx.input("quantize", "quantize_ready"), ctx.config)
     variants = {
         "int8": convert_int8(compressed, calibration),
         "ptq_int8": convert_int8(finetuned, calibration),

@@ -6,27 +6,33 @@ conversion and size measurement.
 """
 from __future__ import annotations
 
-from pipeline.core.tf_env import keras, tfmot
+from pipeline.core.tf_env import tfmot
+from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
+from pipeline.training.tfmot_support import check_prunable
 
 
 def run(ctx: StageContext) -> StageOutput:
     cfg = ctx.config.prune
+    strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
     images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
-    model = keras.models.load_model(ctx.input("finetune", "classifier"), compile=False)
     steps = -(-len(images) // cfg.batch_size)
-    if cfg.target_sparsity > 0:
-        schedule = polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency)
-        model = wrap_for_pruning(model, schedule)
-    throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                 augmented=ctx.config.finetune.augment, description="prune",
-                                 callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    with strategy.scope():
+        model = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+        if cfg.target_sparsity > 0:
+            check_prunable(model)
+            schedule = polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency)
+            model = wrap_for_pruning(model, schedule)
+        throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                     learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                     augmented=ctx.config.finetune.augment, description="prune",
+                                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(model)
     pruned_path = ctx.out_dir / "pruned.h5"
     stripped.save(pruned_path, include_optimizer=False)
