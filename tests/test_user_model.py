@@ -177,7 +177,7 @@ def test_missing_model_file_is_refused(tmp_path):
     ("user_builders", "must be 'package.module:function'"),
 ])
 def test_builder_that_does_not_import_is_refused(builder, expected, builders, tmp_path):
-    message = _one_line_error(_config(tmp_path, model={"builder": builder}), until="pretrain")
+    message = _one_line_error(_config(tmp_path, model={"builder": builder}), until="finetune")
     assert expected in message
 
 
