@@ -46,6 +46,16 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
         is_chief()
 
 
+def test_strategy_by_name_on_this_gpu_less_machine(monkeypatch):
+    from pipeline.core.tf_env import tf
+    from pipeline.training.distribute import training_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert training_strategy("auto") is tf.distribute.get_strategy()  # no cluster, no GPUs: the default
+    mirrored = training_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync == 1
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
@@ -67,7 +77,8 @@ def test_two_workers_on_loopback_match_one_process_and_only_the_chief_writes(tmp
     build = tmp_path / "build"
     # The tiny recipe on a model without BatchNorm, which learns enough in these few steps to compare.
     recipe = dict(model={"builder": "tests.plain_cnn:plain_cnn"}, pretrain={"epochs": 1, "batch_size": 128},
-                  finetune={"label_fraction": 1.0, "epochs": 4, "batch_size": 32, "scratch_baseline": False},
+                  finetune={"label_fraction": 1.0, "epochs": 4, "batch_size": 32, "learning_rate": 3e-3,
+                            "augment": False, "scratch_baseline": False},
                   prune={"epochs": 1, "batch_size": 32, "frequency": 4}, quantize={"batch_size": 32})
     single = micro_config(build, name="single", run={"strategy": "default"}, **recipe)
     multi = micro_config(build, name="multi", run={"strategy": "multi_worker"}, **recipe)

@@ -96,11 +96,12 @@ def _one_line_error(config, until=None) -> str:
 def trained_files(tmp_path_factory, micro_data):
     """The user's classifier, trained briefly and saved as .keras and .h5."""
     from pipeline.core.preprocessing import to_float
+    from pipeline.core.tf_env import keras
 
     folder = tmp_path_factory.mktemp("user")
     model = user_classifier()
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(to_float(micro_data.train_images), micro_data.train_labels, epochs=3, batch_size=32, verbose=0)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(to_float(micro_data.train_images), micro_data.train_labels, epochs=10, batch_size=32, verbose=0)
     paths = {"keras": folder / "my_classifier.keras", "h5": folder / "my_classifier.h5"}
     for path in paths.values():
         model.save(path)

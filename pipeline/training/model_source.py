@@ -2,7 +2,9 @@
 function (`model.builder`) or a user's trained model file (`model.path`).
 
 Every source is checked the moment it is built or loaded: a flat graph, the data's input
-shape and class count, and layers the configured pruning and QAT can handle.
+shape and class count, and layers the configured pruning and QAT can handle. The last check
+is only there to fail early (the prune and quantize settings are not part of the pretrain and
+finetune cache keys); the prune and quantize stages check again before they rewrite the model.
 """
 from __future__ import annotations
 
