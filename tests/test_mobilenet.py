@@ -39,7 +39,7 @@ def rgb96_dataset(tmp_path_factory):
     arrays = {"train_images": fashion.train_images[..., 0], "train_labels": fashion.train_labels,
               "test_images": fashion.test_images[..., 0], "test_labels": fashion.test_labels}
     folder = tmp_path_factory.mktemp("rgb96")
-    for split, count in (("train", 1200), ("test", 300)):
+    for split, count in (("train", 700), ("test", 300)):
         images, labels = upsampled_subset(arrays[f"{split}_images"], arrays[f"{split}_labels"], count)
         write_idx(folder / IDX_FILES[f"{split}_images"], images)
         write_idx(folder / IDX_FILES[f"{split}_labels"], labels)
@@ -54,10 +54,10 @@ def mobilenet_run(rgb96_dataset, tmp_path_factory):
     build = tmp_path_factory.mktemp("build")
     config = micro_config(
         build, name="mobilenet",
-        data={"format": "idx", "path": str(rgb96_dataset), "train_limit": 0, "test_limit": 0, "validation_size": 150},
+        data={"format": "idx", "path": str(rgb96_dataset), "train_limit": 0, "test_limit": 0, "validation_size": 100},
         model={"name": "mobilenet_v2", "width": 0.35},
         pretrain={"method": "none"},
-        finetune={"label_fraction": 1.0, "epochs": 6, "batch_size": 32, "scratch_baseline": False},
+        finetune={"label_fraction": 1.0, "epochs": 8, "batch_size": 32, "scratch_baseline": False},
         prune={"epochs": 2, "batch_size": 32, "frequency": 5},
         quantize={"method": "pqat", "epochs": 1, "batch_size": 32},
         convert={"calibration": str(build / "calibration_rgb96.npz"), "eval_samples": 30},

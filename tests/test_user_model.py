@@ -242,3 +242,13 @@ def test_cli_prints_the_refusal_in_one_line(tmp_path):
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is not a Keras model" in errors[0] and "Traceback" not in done.stderr
+
+
+def test_readme_example_configs_name_a_builder_that_pqat_can_compress():
+    from pipeline.training.config import load_config
+    from pipeline.training.model_source import new_classifier
+
+    builder_config = load_config(REPO / "configs" / "own-builder.toml")
+    assert load_config(REPO / "configs" / "own-model.toml").model.path == "build/my_classifier.keras"
+    model = new_classifier(builder_config, (28, 28, 1), 10)  # checks shape, classes, pruning and PQAT support
+    assert builder_config.quantize.method == "pqat" and model.output_shape == (None, 10)
