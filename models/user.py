@@ -59,15 +59,24 @@ def build_with(spec: str, input_shape: tuple[int, ...], num_classes: int) -> ker
     return model
 
 
+def _unreadable(path: Path, error: BaseException) -> str:
+    return (f"model.path {path} is not a Keras model this pipeline can load ({_first_line(error)}); "
+            f"save your classifier with model.save('my_classifier.keras') from tf_keras")
+
+
 def load_model_file(path: Path) -> keras.Model:
     """A user's trained classifier, loaded without its optimizer."""
     if not path.exists():
         raise UserError(f"model.path {path} does not exist; point it at a {MODEL_FILE_FORMS}")
     try:
         model = keras.models.load_model(path, compile=False)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise UserError(_unreadable(path, error)) from None
+        raise UserError(f"model.path {path} holds a Lambda layer, whose Python code Keras does not load from a "
+                        f".keras file; give the model's code as [model] builder instead") from None
     except Exception as error:  # noqa: BLE001 - Keras raises many types for a file it cannot read
-        raise UserError(f"model.path {path} is not a Keras model this pipeline can load ({_first_line(error)}); "
-                        f"save your classifier with model.save('my_classifier.keras') from tf_keras") from None
+        raise UserError(_unreadable(path, error)) from None
     if not isinstance(model, keras.Model):
         raise UserError(f"model.path {path} holds a TensorFlow SavedModel without Keras metadata; "
                         f"save it from tf_keras with model.save(...)")

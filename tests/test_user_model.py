@@ -108,7 +108,7 @@ def trained_files(tmp_path_factory, micro_data):
     return paths
 
 
-@pytest.mark.parametrize("kind", ["keras", "h5"])
+@pytest.mark.parametrize("kind", ["keras", pytest.param("h5", marks=pytest.mark.slow)])
 def test_trained_classifier_enters_at_pruning_and_reaches_the_device(kind, trained_files, tmp_path):
     from pipeline.training.runner import run_stages
 
@@ -196,11 +196,25 @@ def test_layer_qat_cannot_handle_gets_one_line_naming_it_and_the_fix(function, l
     assert 'quantize.method = "ptq"' in message
 
 
-def test_ptq_path_takes_a_model_with_a_custom_layer_to_full_int8(builders, tmp_path):
-    """Every stage, SimCLR pretraining included, with the custom layer loaded back from HDF5 each time."""
+@pytest.mark.parametrize(("suffix", "expected"), [
+    (".keras", "holds a Lambda layer, whose Python code Keras does not load from a .keras file"),
+    (".h5", "layer 'halve' (Lambda) is not supported by TF-MOT quantization-aware training"),
+])
+def test_saved_model_with_a_lambda_layer_gets_one_line(suffix, expected, builders, tmp_path):
+    from models.user import build_with
+
+    path = tmp_path / f"lambda{suffix}"
+    build_with(f"{builders}:with_lambda", (28, 28, 1), 10).save(path)
+    assert expected in _one_line_error(_config(tmp_path, model={"path": str(path)}), until="finetune")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", ["with_lambda", "with_custom_layer"])
+def test_ptq_path_takes_a_model_qat_refuses_to_full_int8(function, builders, tmp_path):
+    """Every stage, SimCLR pretraining included, with the layer loaded back from HDF5 each time."""
     from pipeline.training.runner import run_stages
 
-    config = _config(tmp_path, model={"builder": f"{builders}:with_custom_layer"}, quantize={"method": "ptq"},
+    config = _config(tmp_path, model={"builder": f"{builders}:{function}"}, quantize={"method": "ptq"},
                      pretrain={"method": "simclr", "epochs": 1, "batch_size": 128})
     manifest = run_stages(config, log=lambda _: None)
     metrics = manifest.data["metrics"]
