@@ -2,7 +2,7 @@
 
 - `small_cnn` is a builder: `[model] builder = "examples.own_model:small_cnn"` trains it through
   every stage, self-supervised pretraining included (configs/own-builder.toml).
-- Run this file to train a classifier yourself and save it as build/my_classifier.keras; then
+- `python -m examples.own_model` trains a classifier yourself and saves build/my_classifier.keras;
   `[model] path = "build/my_classifier.keras"` enters it at pruning (configs/own-model.toml).
 """
 from __future__ import annotations

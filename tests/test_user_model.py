@@ -108,7 +108,7 @@ def trained_files(tmp_path_factory, micro_data):
     return paths
 
 
-@pytest.mark.parametrize("kind", ["keras", pytest.param("h5", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", ["keras", "h5"])
 def test_trained_classifier_enters_at_pruning_and_reaches_the_device(kind, trained_files, tmp_path):
     from pipeline.training.runner import run_stages
 
@@ -208,7 +208,6 @@ def test_saved_model_with_a_lambda_layer_gets_one_line(suffix, expected, builder
     assert expected in _one_line_error(_config(tmp_path, model={"path": str(path)}), until="finetune")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("function", ["with_lambda", "with_custom_layer"])
 def test_ptq_path_takes_a_model_qat_refuses_to_full_int8(function, builders, tmp_path):
     """Every stage, SimCLR pretraining included, with the layer loaded back from HDF5 each time."""
