@@ -5,25 +5,35 @@ VPY := $(VENV)/bin/python
 CONFIG ?= configs/demo.toml
 RUN ?= demo
 DEVICE ?= local
+NIGHTLY_CONFIG ?= configs/nightly.toml
+USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG COUNT
 DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server postgresql
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
+# Values from the command line are text, never make code or shell code: each is frozen as written (make
+# would otherwise expand a $(shell ...) inside it, even just to export it) and reaches the shell as one
+# single-quoted word ('\'' inside). RUN='x; rm -rf ~' is a (refused) run name, nothing else.
+$(foreach v,$(USER_VARIABLES),$(eval override $(v) := $$(value $(v))))
+quote = '$(subst ','\'',$(1))'
+
 # CI runs the slow end-to-end tests too; a developer's `make test` stays lean.
 PYTEST_MARKERS := $(if $(CI),-m "slow or not slow",)
 
-.PHONY: .debian-packages help setup demo test test-all calibration bench-pipeline clean \
+.PHONY: .debian-packages help setup demo lint test test-all calibration bench-pipeline label-table clean \
         $(foreach s,data pretrain finetune prune quantize convert,stage-$(s))
 
 help:
 	@echo "make demo            train, compress and convert the demo model (configs/demo.toml)"
-	@echo "make test            run the test suite (CI=true adds the slow end-to-end tests)"
+	@echo "make lint            ruff and mypy on the code (configured in pyproject.toml)"
+	@echo "make test            lint, then run the test suite (CI=true adds the slow end-to-end tests)"
 	@echo "make test-all        run every test, slow ones included"
 	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
-	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency"
+	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency, image-folder data stage"
+	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
 
 setup: $(VENV)/.installed .debian-packages
 
@@ -44,12 +54,20 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: setup
-	$(VPY) -m pipeline run --config $(CONFIG)
+	$(VPY) -m pipeline run --config $(call quote,$(CONFIG))
 
-stage-%: setup
-	$(VPY) -m pipeline $* --config $(CONFIG)
+# A static pattern rule: make skips implicit (%) rules for .PHONY targets, so a plain `stage-%:` never ran.
+$(foreach s,data pretrain finetune prune quantize convert,stage-$(s)): stage-%: setup
+	$(VPY) -m pipeline $(call quote,$*) --config $(call quote,$(CONFIG))
 
-test: setup .venv-tflite214/.installed
+# ruff on the code and its tests; mypy on the packages (pyproject.toml says which untyped libraries are Any).
+LINT_PACKAGES := pipeline device_agents models
+lint: setup
+	$(VPY) -m ruff check $(LINT_PACKAGES) tests
+	$(VPY) -m mypy $(LINT_PACKAGES)
+
+# Lint first: a tree that does not pass lint does not get to the (minutes-long) tests.
+test: lint .venv-tflite214/.installed
 	$(VPY) -m pytest $(PYTEST_MARKERS)
 
 test-all: setup .venv-tflite214/.installed
@@ -59,34 +77,39 @@ calibration: setup
 	$(VPY) -m pipeline calibration
 
 bench-pipeline: setup
-	$(VPY) -m pipeline bench-pipeline --config $(CONFIG)
+	$(VPY) -m pipeline bench-pipeline --config $(call quote,$(CONFIG))
+
+# Trains each label-fraction config up to fine-tuning; the three share one pretraining (stage reuse).
+label-table: setup
+	$(VPY) -m pipeline label-table
 
 clean:
 	rm -rf build
 
-# Coral Edge TPU. MODEL=path/to/model.tflite (default: build/demo's manifest artifacts.int8_tflite).
+# Coral Edge TPU. MODEL=path/to/model.tflite (default: build/demo's compressed variant, from its manifest).
 .PHONY: edgetpu-check edgetpu-compile
 edgetpu-check: setup
-	$(VPY) -m pipeline edgetpu-check "$(MODEL)"
+	$(VPY) -m pipeline edgetpu-check $(call quote,$(MODEL))
 
 edgetpu-compile: setup
-	$(VPY) -m pipeline edgetpu-compile "$(MODEL)"
+	$(VPY) -m pipeline edgetpu-compile $(call quote,$(MODEL))
 
 # Results store: insert/query throughput for COUNT results with raw samples, SQLite vs PostgreSQL (minutes).
 .PHONY: bench-results
 bench-results: setup
-	$(VPY) -m pipeline bench-results --count $(or $(COUNT),100000)
+	$(VPY) -m pipeline bench-results --count $(call quote,$(or $(COUNT),100000))
 
 # Devices (devices.toml, docs/devices.md): DEVICE=<name> (default local); DEVICES=file for another inventory;
 # MODEL=path SAMPLES=path instead of build/$(RUN)'s int8 model.
 DEVICE_PROFILES := local rpi4 rpi5 coral-usb coral-devboard
-DEVICE_MODEL_ARGS = --run $(RUN) $(if $(MODEL),--model "$(MODEL)") $(if $(SAMPLES),--samples "$(SAMPLES)")
+DEVICE_MODEL_ARGS = --run $(call quote,$(RUN)) $(if $(MODEL),--model $(call quote,$(MODEL))) \
+                    $(if $(SAMPLES),--samples $(call quote,$(SAMPLES)))
 .PHONY: bench deploy bench-agent $(addprefix bench-,$(DEVICE_PROFILES))
 bench: setup
-	$(VPY) -m pipeline bench --device $(DEVICE) $(DEVICE_MODEL_ARGS)
+	$(VPY) -m pipeline bench --device $(call quote,$(DEVICE)) $(DEVICE_MODEL_ARGS)
 
 deploy: setup
-	$(VPY) -m pipeline deploy --device $(DEVICE) $(DEVICE_MODEL_ARGS)
+	$(VPY) -m pipeline deploy --device $(call quote,$(DEVICE)) $(DEVICE_MODEL_ARGS)
 
 $(addprefix bench-,$(DEVICE_PROFILES)): bench-%: setup
 	$(VPY) -m pipeline bench --device $* $(DEVICE_MODEL_ARGS)
@@ -97,7 +120,6 @@ bench-agent: setup
 
 # Nightly (docs/nightly.md): train, benchmark every variant on every device, record, check, report under reports/.
 # Exit 0 no regression, 1 regression, 2 no verdict (bad input, pipeline or every device failed, store error).
-NIGHTLY_CONFIG ?= configs/nightly.toml
 .PHONY: nightly
 nightly: setup
-	$(VPY) -m pipeline nightly --config $(NIGHTLY_CONFIG)
+	$(VPY) -m pipeline nightly --config $(call quote,$(NIGHTLY_CONFIG))

@@ -34,7 +34,7 @@ def build_resnet8(input_shape: tuple[int, int, int], num_classes: int, width: fl
     filters = [max(4, int(round(f * width))) for f in BASE_FILTERS]
     inputs = keras.Input(shape=input_shape, name="image")
     x = _conv_bn(inputs, filters[0], 3, 1, "stem")
-    for index, (stack_filters, strides) in enumerate(zip(filters, (1, 2, 2)), start=1):
+    for index, (stack_filters, strides) in enumerate(zip(filters, (1, 2, 2), strict=True), start=1):
         x = _residual_stack(x, stack_filters, strides, f"stack{index}")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(features)

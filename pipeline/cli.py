@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from pipeline.core.safe_text import one_line
 from pipeline.errors import UserError
 
 # name -> (module, one-line help)
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("pipeline.commands.stages", "stage 5: PQAT / QAT / PTQ"),
     "convert": ("pipeline.commands.stages", "stage 6: full-int8 TFLite conversion and verification"),
     "label-table": ("pipeline.commands.label_table", "SSL vs from-scratch accuracy per label fraction (README table)"),
+    "export-folder": ("pipeline.commands.export_folder", "write the config's dataset out as a PNG image folder"),
     "calibration": ("pipeline.commands.calibration", "regenerate calibration_data/ (byte-identical)"),
     "bench-pipeline": ("pipeline.commands.bench_pipeline", "per-stage wall time, throughput, float vs int8 latency"),
     "bench": ("pipeline.commands.bench", "benchmark a model on one or more devices with the device agent"),
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(module.run(args) or 0)
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(error)}", file=sys.stderr)  # one line, whatever strings the message quotes
             return 1
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -219,7 +219,7 @@ def pmic_text(total_watts: float) -> str:
     others = sum(amps * volts for rail, _, _, amps, volts in PMIC_RAILS if rail != "VDD_CORE")
     core_volts = next(volts for rail, _, _, _, volts in PMIC_RAILS if rail == "VDD_CORE")
     lines = []
-    for rail, current_channel, _, amps, volts in PMIC_RAILS:
+    for rail, current_channel, _, amps, _ in PMIC_RAILS:
         amps = (total_watts - others) / core_volts if rail == "VDD_CORE" else amps
         lines.append(f"     {rail}_A current({current_channel})={amps:.8f}A")
     lines += [f"     {rail}_V volt({channel})={volts:.8f}V" for rail, _, channel, _, volts in PMIC_RAILS]
@@ -277,7 +277,7 @@ class ScheduledPower:
         ends = [when for when, _ in self.log[1:]] + [float("inf")]
         return sum(
             watts * max(0.0, min(end, end_s) - max(begin, start_s))
-            for (begin, watts), end in zip(self.log, ends)
+            for (begin, watts), end in zip(self.log, ends, strict=True)
         )
 
     def watts_between(self, start_s: float, end_s: float) -> list[float]:

@@ -5,6 +5,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,25 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.Co
                           text=True, timeout=timeout)
 
 
+class TimedLog(list):
+    """Log lines as a list, with the time.perf_counter() at which each was written in `times`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, line: str) -> None:
+        self.times.append(time.perf_counter())
+        super().append(line)
+
+
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory):
     """One complete micro pipeline run shared by the stage tests (about a minute on 2 cores)."""
     from pipeline.training.runner import run_stages
 
     config = micro_config(tmp_path_factory.mktemp("build"))
-    log: list[str] = []
+    log = TimedLog()
     manifest = run_stages(config, log=log.append)
     return config, manifest, log
 

@@ -18,7 +18,8 @@ TOP_LEVEL_TYPES = {
     "schema_version": int, "device": str, "hostname": str, "arch": str, "python": str, "runtime": dict,
     "delegate": str, "threads": int, "model": dict, "warmup_runs": int, "runs": int, "init_ms": float,
     "first_inference_ms": float, "latency_ms": dict, "latency_samples_ms": list, "throughput_ips": float,
-    "peak_rss_mb": float, "accuracy": dict, "output_max_diff": float, "energy": type(None), "state": dict,
+    "peak_rss_mb": float, "accuracy": dict, "class_names": type(None),  # these samples predate class names
+    "output_max_diff": float, "energy": type(None), "state": dict,
     "warnings": list, "started_at": str, "agent_version": str,
 }
 LATENCY_KEYS = {"mean", "median", "p90", "p99", "min", "max", "std"}

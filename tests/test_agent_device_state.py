@@ -41,7 +41,8 @@ def test_throttled_bits_are_decoded_now_and_since_boot():
     decoded = decode_throttled(0x50005)
     assert decoded["now"] == {**NO_FLAGS, "under_voltage": True, "throttled": True}
     assert decoded["since_boot"] == {**NO_FLAGS, "under_voltage": True, "throttled": True}
-    assert decode_throttled(0x80008)["now"]["soft_temp_limit"] and decode_throttled(0x20000)["since_boot"]["freq_capped"]
+    assert decode_throttled(0x80008)["now"]["soft_temp_limit"]
+    assert decode_throttled(0x20000)["since_boot"]["freq_capped"]
 
 
 @pytest.mark.parametrize(

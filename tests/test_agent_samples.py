@@ -82,3 +82,11 @@ def test_samples_must_fit_the_model(tmp_path):
         check_against_model(samples, {**INT8_INPUT, "shape": np.array([1, 4, 4, 1])}, FLOAT_OUTPUT)
     with pytest.raises(AgentError, match="reference_outputs are float32 .* model outputs int8"):
         check_against_model(samples, INT8_INPUT, {**FLOAT_OUTPUT, "dtype": np.int8})
+
+
+def test_class_names_travel_when_present_and_old_files_still_load(tmp_path):
+    named = load_samples(_write(tmp_path / "named.npz", class_names=np.array(["cat", "dog", "frog"])))
+    assert named.class_names == ["cat", "dog", "frog"]
+    assert load_samples(_write(tmp_path / "old.npz")).class_names is None
+    with pytest.raises(AgentError, match="class_names must be one string per class"):
+        load_samples(_write(tmp_path / "short.npz", class_names=np.array(["cat"])))

@@ -51,15 +51,15 @@ def test_npz_is_byte_reproducible_and_loadable(tmp_path):
 
 def test_manifest_summary_and_integrity(tmp_path):
     (tmp_path / "convert").mkdir()
-    model = tmp_path / "convert" / "int8.tflite"
+    model = tmp_path / "convert" / "pqat_int8.tflite"
     model.write_bytes(b"tflite")
     manifest = Manifest(tmp_path)
-    record = {"outputs": {"int8_tflite": {"path": "convert/int8.tflite", "sha256": sha256_file(model)}},
-              "metrics": {"int8_accuracy": 0.9}, "preprocessing": {"scale": 0.1}}
+    record = {"outputs": {"pqat_int8_tflite": {"path": "convert/pqat_int8.tflite", "sha256": sha256_file(model)}},
+              "metrics": {"variants": {"pqat_int8": {"accuracy": 0.9}}}, "preprocessing": {"scale": 0.1}}
     manifest.set_stage("convert", record, ["data", "convert"])
     saved = json.loads((tmp_path / "manifest.json").read_text())
-    assert saved["artifacts"] == {"int8_tflite": "convert/int8.tflite"}
-    assert saved["metrics"]["int8_accuracy"] == 0.9 and saved["preprocessing"] == {"scale": 0.1}
+    assert saved["artifacts"] == {"pqat_int8_tflite": "convert/pqat_int8.tflite"}
+    assert saved["metrics"]["variants"]["pqat_int8"]["accuracy"] == 0.9 and saved["preprocessing"] == {"scale": 0.1}
     assert Manifest(tmp_path).outputs_intact("convert")
     model.write_bytes(b"tampered")
     assert not Manifest(tmp_path).outputs_intact("convert")

@@ -8,8 +8,15 @@ import pytest
 
 from pipeline.core.preprocessing import to_float
 from pipeline.errors import UserError
-from pipeline.training.config import DataConfig
-from pipeline.training.datasets import labeled_subset, load_dataset, read_idx, split_indices
+from pipeline.training.config import DATA_FORMATS, DataConfig
+from pipeline.training.datasets import (
+    SOURCE_LISTERS,
+    labeled_subset,
+    load_dataset,
+    read_idx,
+    source_files,
+    split_indices,
+)
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -38,9 +45,9 @@ def make_idx_dir(folder, compress=True, n_train=30, n_test=10):
 def test_idx_folder_in_mnist_layout(tmp_path, compress):
     arrays = make_idx_dir(tmp_path, compress)
     data = load_dataset(DataConfig(path=str(tmp_path)))
-    assert data.train_images.shape == (30, 8, 8, 1) and data.train_images.dtype == np.uint8
-    np.testing.assert_array_equal(data.train_images[..., 0], arrays["train-images-idx3-ubyte"])
-    np.testing.assert_array_equal(data.test_labels, arrays["t10k-labels-idx1-ubyte"])
+    assert data.train.arrays.shape == (30, 8, 8, 1) and data.train.arrays.dtype == np.uint8
+    np.testing.assert_array_equal(data.train.arrays[..., 0], arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(data.test.labels, arrays["t10k-labels-idx1-ubyte"])
     assert data.num_classes == 3
 
 
@@ -52,16 +59,42 @@ def test_cifar10_pickles(tmp_path):
         with open(tmp_path / name, "wb") as handle:
             pickle.dump(batches[name], handle)
     data = load_dataset(DataConfig(format="cifar10", path=str(tmp_path)))
-    assert data.train_images.shape == (20, 32, 32, 3) and data.test_images.shape == (4, 32, 32, 3)
+    assert data.train.arrays.shape == (20, 32, 32, 3) and data.test.arrays.shape == (4, 32, 32, 3)
     # channel-first rows become NHWC: the red plane is the first 1024 values
-    np.testing.assert_array_equal(data.test_images[0, :, :, 0].ravel(), batches["test_batch"][b"data"][0, :1024])
+    np.testing.assert_array_equal(data.test.arrays[0, :, :, 0].ravel(), batches["test_batch"][b"data"][0, :1024])
     assert data.num_classes == 10
+
+
+def write_cifar10_dir(folder) -> None:
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as handle:
+            pickle.dump({b"data": np.zeros((1, 3072), dtype=np.uint8), b"labels": [0]}, handle)
+
+
+@pytest.mark.parametrize("data_format, compress", [("idx", True), ("idx", False), ("cifar10", False)])
+def test_source_files_are_the_files_the_loader_reads(tmp_path, data_format, compress):
+    """What the data stage's cache key hashes, listed without decoding anything."""
+    if data_format == "idx":
+        make_idx_dir(tmp_path, compress)
+    else:
+        write_cifar10_dir(tmp_path)
+    config = DataConfig(format=data_format, path=str(tmp_path))
+    listed = source_files(config)
+    assert listed == load_dataset(config).source_files
+    assert len(listed) == (4 if data_format == "idx" else 6) and all(path.parent == tmp_path for path in listed)
+    assert all(path.name.endswith(".gz") == compress for path in listed)
+    with pytest.raises(UserError, match="dataset file not found"):
+        source_files(DataConfig(format=data_format, path=str(tmp_path / "nowhere")))
+
+
+def test_every_data_format_lists_its_source_files():
+    assert set(SOURCE_LISTERS) == set(DATA_FORMATS)  # a new format's files must reach the data stage's cache key
 
 
 def test_real_fashion_mnist_package():
     data = load_dataset(DataConfig(path=FASHION, train_limit=100, test_limit=50))
-    assert data.train_images.shape == (100, 28, 28, 1) and data.test_images.shape == (50, 28, 28, 1)
-    assert set(np.unique(data.train_labels)) <= set(range(10))
+    assert data.train.arrays.shape == (100, 28, 28, 1) and data.test.arrays.shape == (50, 28, 28, 1)
+    assert set(np.unique(data.train.labels)) <= set(range(10))
 
 
 def test_missing_dataset_names_path_and_install_command(tmp_path):

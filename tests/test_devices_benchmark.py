@@ -172,3 +172,21 @@ def test_busy_device_then_lock_of_a_killed_holder_is_recovered(ssh_host, known_h
         assert (warm_device / LOCK_FILE).exists()
         document = benchmark(connection, job)
     assert document["device"] == "testhost"
+
+
+def test_bench_prints_first_and_a_failed_save_keeps_the_result(agent_models, tmp_path, monkeypatch, capsys):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(f'[devices.here]\ntransport = "local"\nworkdir = "{tmp_path / "device"}"\n'
+                         f'runs = 5\nmin_s = 0\nwarmup_runs = 1\nwarmup_min_s = 0\nidle_s = 0\n')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build").write_text("a file where the build folder should be")  # every save under it fails
+    code, out, err = run_cli(["bench", "--devices", str(inventory), "--device", "here", "--model",
+                              str(agent_models.int8.model), "--samples", str(agent_models.int8.samples)], capsys)
+    [error] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and "here" in out.splitlines()[1]  # the result was printed
+    assert error.startswith("error: device here: could not save the result under build") and "kept it at" in error
+    kept = Path(error.split("kept it at ")[1])
+    try:
+        assert json.loads(kept.read_text())["device"] == "here"  # nothing lost: the whole document is there
+    finally:
+        kept.unlink()

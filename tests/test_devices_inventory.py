@@ -2,6 +2,7 @@
 device selection and the command-line checks made before any device is contacted."""
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -43,12 +44,12 @@ def test_embedded_local_device_without_any_inventory():
     ("[devices.pi]\ntransport = 'telnet'\n", r"devices\.pi\.transport = 'telnet' is not valid; choose one of: local"),
     ("[devices.pi]\ndelegate = 'gpu'\n", r"devices\.pi\.delegate = 'gpu' is not valid.*absolute path"),
     ("[devices.pi]\nenergy_meter = 'ina'\n", r"energy_meter = 'ina' is not valid"),
-    ("[devices.pi]\nthreads = 0\n", r"devices\.pi\.threads = 0 must be greater than 0"),
+    ("[devices.pi]\nthreads = 0\n", r"devices\.pi\.threads = 0 is outside \(0, 1024\]"),
     ("[devices.pi]\nport = 70000\n", r"devices\.pi\.port = 70000 is not a TCP port"),
-    ("[devices.pi]\nconnect_retries = -1\n", r"connect_retries = -1 must not be negative"),
+    ("[devices.pi]\nconnect_retries = -1\n", r"connect_retries = -1 is outside \[0, 100\]"),
     ("[devices.pi]\nmeter_options = { channels = [1, 2] }\n", r"meter_options\.channels must be a string or number"),
     ("[devices.pi]\nname = 'x'\n", r"unknown key 'name' \(the device's name is its table name\)"),
-    ("[devices.'pi 4']\n", r"device name 'pi 4' may hold only"),
+    ("[devices.'pi 4']\n", r"device name = 'pi 4' is not a valid name"),
     ("[device.pi]\n", r"unknown key 'device' at top level"),
     ("[devices]\npi = 3\n", r"devices\.pi must be a table"),
     ("[devices.pi\n", r"not valid TOML"),
@@ -79,8 +80,8 @@ def test_inventory_from_environment_and_missing_file(tmp_path, monkeypatch):
     (["--model", "m.tflite"], "--model needs --samples"),
     (["--samples", "s.npz"], "--samples needs --model"),
     (["--all", "--device", "local"], "either --all or --device"),
-    (["--run", "../x"], "must be a run name"),
-    ([], r"build/demo/manifest\.json does not exist; run `make demo` first"),
+    (["--run", "../x"], "not a valid name"),
+    ([], r"build/demo/manifest\.json does not exist: run `make demo` first"),
     (["--model", "absent.tflite", "--samples", "absent.npz"], r"model absent\.tflite does not exist"),
 ])
 def test_bench_command_line_mistakes_exit_1_with_one_line(tmp_path, monkeypatch, capsys, extra, message):
@@ -92,12 +93,33 @@ def test_bench_command_line_mistakes_exit_1_with_one_line(tmp_path, monkeypatch,
     assert re.search(message, error)
 
 
-def test_manifest_artifacts_are_used_by_default(tmp_path, monkeypatch, capsys):
+def test_the_run_manifest_names_the_model_and_the_compressed_variant_is_the_default(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "build" / "demo"
     run_dir.mkdir(parents=True)
-    (run_dir / "manifest.json").write_text('{"run": "demo", "artifacts": {"float_tflite": "f.tflite"}}')
+    (run_dir / "f.tflite").write_bytes(b"model")
+    made = {"float": {"accuracy": 0.9}, "pqat_int8": {"accuracy": 0.9}}
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "run": "demo", "artifacts": {"float_tflite": "f.tflite"},
+        "metrics": {"variants": made, "compressed_variant": "pqat_int8"}}))
     monkeypatch.chdir(tmp_path)
-    assert main(["deploy", "--variant", "int8"]) == 1
-    assert "has no artifacts.int8_tflite" in capsys.readouterr().err
+    assert main(["deploy"]) == 1
+    assert "has no artifacts.pqat_int8_tflite" in capsys.readouterr().err
     assert main(["deploy", "--variant", "float"]) == 1
     assert "has no artifacts.float_samples" in capsys.readouterr().err
+    assert main(["deploy", "--variant", "qat_int8"]) == 1
+    assert "did not make variant 'qat_int8' (it made: float, pqat_int8)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --variant choices are the registry's names
+        main(["deploy", "--variant", "int8"])
+    assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_a_local_device_without_workdir_uses_the_user_cache(tmp_path, monkeypatch):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text('[devices.bench-here]\ntransport = "local"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    profiles = load_inventory(inventory)
+    embedded = select_devices({}, [], False, None)[0]
+    assert profiles["bench-here"].workdir == str(tmp_path / "cache" / "edge-pipeline" / "bench-here")
+    assert embedded.workdir == str(tmp_path / "cache" / "edge-pipeline" / "local")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert load_inventory(inventory)["bench-here"].workdir == "~/.cache/edge-pipeline/bench-here"

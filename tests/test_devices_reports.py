@@ -20,9 +20,17 @@ def test_table_formats_values_and_marks_what_was_not_measured():
     header, first, second = format_table([MEASURED, unmetered]).splitlines()
     assert header.split()[:5] == ["device", "runtime", "delegate", "threads", "median"]
     assert first.split() == ["rpi5", "tflite_runtime", "xnnpack", "4", "1.235", "1.500", "810.0", "0.8750", "1",
-                             "2.500", "61.2", "123,456", "yes"]
-    assert second.split()[9] == "-" and second.split()[-1] == "-" and second.split()[-2] == "0"
+                             "2.500", "61.2", "123,456", "yes", "ok"]
+    assert second.split()[9] == "-" and second.split()[-2] == "-" and second.split()[-3] == "0"
+    mismatched = format_table([{**MEASURED, "mismatch": "result contradicts the host: ..."}]).splitlines()[1]
+    assert mismatched.split()[-1] == "MISMATCH"
     assert len({len(line) for line in (header, first)}) == 1  # columns line up
+
+
+def test_class_names_follow_the_table_once_per_model():
+    named = {**MEASURED, "class_names": ["cat", "dog"]}
+    lines = format_table([named, {**named, "device": "local"}, MEASURED]).splitlines()
+    assert lines[-1] == "classes: 0=cat, 1=dog" and len(lines) == 5
 
 
 def test_result_file_name_and_content(tmp_path):

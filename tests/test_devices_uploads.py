@@ -2,14 +2,16 @@
 copies caught and never used."""
 from __future__ import annotations
 
+import os
 import shlex
+import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.core.artifacts import sha256_file
+from pipeline.core.artifacts import TMP_PREFIX, sha256_file
 from pipeline.devices.transport.ssh import SshConnection
-from pipeline.devices.uploads import CACHE_DIR, UploadCorrupted, upload_files
+from pipeline.devices.uploads import CACHE_DIR, STALE_UPLOAD_MIN, UploadCorrupted, upload_files
 from tests.sshd_fixtures import known_hosts, ssh_host, ssh_profile  # noqa: F401
 
 
@@ -36,7 +38,7 @@ def test_first_upload_sends_then_cache_hits_send_nothing(ssh_host, known_hosts, 
         second = upload_files(connection, payloads)
     assert [upload.bytes_sent for upload in first] == [path.stat().st_size for path in payloads]
     assert [upload.bytes_sent for upload in second] == [0, 0]
-    for upload, path in zip(first, payloads):
+    for upload, path in zip(first, payloads, strict=True):
         assert upload.remote == f"{workdir}/{CACHE_DIR}/{sha256_file(path)}{path.suffix}"
         assert sha256_file(upload.remote) == sha256_file(path)
     assert sorted(p.name for p in (workdir / CACHE_DIR).iterdir()) == sorted(Path(u.remote).name for u in first)
@@ -66,3 +68,27 @@ def test_workdir_with_spaces_and_quotes_is_quoted(ssh_host, known_hosts, tmp_pat
         uploads = upload_files(connection, payloads)
     assert all(Path(upload.remote).is_file() for upload in uploads)
     assert not (Path.home() / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_awkward_workdir_names_hash_correctly(ssh_host, known_hosts, tmp_path, payloads):
+    """sha256sum escapes a file name with a backslash or newline in its output: hashing through
+    stdin keeps such a cache usable instead of reporting a false corrupted upload."""
+    workdir = tmp_path / "back\\slash\nnew line"
+    with SshConnection(ssh_profile(ssh_host, known_hosts, workdir)) as connection:
+        first = upload_files(connection, payloads)
+        again = upload_files(connection, payloads)
+    assert [upload.bytes_sent for upload in again] == [0, 0]  # found intact in the cache
+    assert all(sha256_file(upload.remote) == upload.sha256 for upload in first)
+
+
+def test_an_interrupted_uploads_temporary_is_removed_by_the_next_upload(ssh_host, known_hosts, tmp_path, payloads):
+    workdir = tmp_path / "device"
+    (workdir / CACHE_DIR).mkdir(parents=True)
+    stale, live = workdir / CACHE_DIR / f"{TMP_PREFIX}dead-model.tflite", workdir / CACHE_DIR / f"{TMP_PREFIX}live.npz"
+    stale.write_bytes(b"half a model")
+    live.write_bytes(b"an upload still being written")
+    old = time.time() - (STALE_UPLOAD_MIN + 1) * 60  # the link died this long ago: nothing wrote to it since
+    os.utime(stale, (old, old))
+    with SshConnection(ssh_profile(ssh_host, known_hosts, workdir)) as connection:
+        upload_files(connection, payloads)
+    assert not stale.exists() and live.exists()  # a temporary still being written is left alone

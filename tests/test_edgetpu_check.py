@@ -171,18 +171,23 @@ def test_cli_json_lists_every_op_in_execution_order(models, capsys):
 def test_cli_uses_the_demo_manifest_model_by_default(models, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "build" / "demo"
     (run_dir / "convert").mkdir(parents=True)
-    (run_dir / "convert" / "model_int8.tflite").write_bytes(models["int8"].read_bytes())
-    (run_dir / "manifest.json").write_text(json.dumps({"artifacts": {"int8_tflite": "convert/model_int8.tflite"}}))
+    (run_dir / "convert" / "pruned_qat_int8.tflite").write_bytes(models["int8"].read_bytes())
+    (run_dir / "convert" / "pruned_qat_int8.samples.npz").write_bytes(b"samples")
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "artifacts": {"pruned_qat_int8_tflite": "convert/pruned_qat_int8.tflite",
+                      "pruned_qat_int8_samples": "convert/pruned_qat_int8.samples.npz"},
+        "metrics": {"variants": {"float": {}, "pruned_qat_int8": {}}, "compressed_variant": "pruned_qat_int8"}}))
     monkeypatch.chdir(tmp_path)
     assert main(["edgetpu-check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["model"] == "build/demo/convert/model_int8.tflite"
+    assert report["model"] == "build/demo/convert/pruned_qat_int8.tflite"  # the run's compressed variant
     assert report["ops_on_edgetpu"] == 5
 
 
 @pytest.mark.parametrize("content, expected", [
     (None, "does not exist: run `make demo`"),
-    ("{}", "has no artifacts.int8_tflite"),
+    ("{}", "has no metrics.variants"),
+    ('{"metrics": {"variants": {"float": {}}}}', "names no compressed variant it made"),
     ("{not json", "is not valid JSON"),
 ])
 def test_cli_without_a_model_or_manifest_says_how_to_get_one(content, expected, tmp_path, monkeypatch, capsys):

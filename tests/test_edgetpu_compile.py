@@ -58,8 +58,10 @@ print(f"Edge TPU Compiler version {version}\nStarted a compilation timeout timer
       + split + header + rows + "Compilation child process completed within timeout period.\nCompilation succeeded!")
 '''
 ALL_MAPPED = [["RELU", 1, "Mapped to Edge TPU"]]
-PARTLY_MAPPED = [["CONV_2D", 2, "Mapped to Edge TPU"], ["DEQUANTIZE", 1, "Operation is working on an unsupported data type"],
-                 ["SIN", 1, "Operation not supported"], ["FULLY_CONNECTED", 1, "More than one subgraph is not supported"]]
+PARTLY_MAPPED = [["CONV_2D", 2, "Mapped to Edge TPU"],
+                 ["DEQUANTIZE", 1, "Operation is working on an unsupported data type"],
+                 ["SIN", 1, "Operation not supported"],
+                 ["FULLY_CONNECTED", 1, "More than one subgraph is not supported"]]
 
 
 def _write_relu_model(path: Path) -> None:

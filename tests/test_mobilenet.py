@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.core.variants import variant_files
 from tests.conftest import micro_config, run_cli
 
 pytestmark = pytest.mark.slow
@@ -36,8 +37,8 @@ def rgb96_dataset(tmp_path_factory):
     from pipeline.training.datasets import IDX_FILES, load_idx_dir
 
     fashion = load_idx_dir(Path(DataConfig().path), "the default config")
-    arrays = {"train_images": fashion.train_images[..., 0], "train_labels": fashion.train_labels,
-              "test_images": fashion.test_images[..., 0], "test_labels": fashion.test_labels}
+    arrays = {"train_images": fashion.train.pixels[..., 0], "train_labels": fashion.train.labels,
+              "test_images": fashion.test.pixels[..., 0], "test_labels": fashion.test.labels}
     folder = tmp_path_factory.mktemp("rgb96")
     for split, count in (("train", 700), ("test", 300)):
         images, labels = upsampled_subset(arrays[f"{split}_images"], arrays[f"{split}_labels"], count)
@@ -71,16 +72,17 @@ def test_mobilenet_v2_at_96x96_reaches_full_int8_within_a_point_of_float(mobilen
     manifest, _ = mobilenet_run
     metrics = manifest.data["metrics"]
     assert manifest.data["preprocessing"]["input_shape"] == [SIZE, SIZE, 3]
-    assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"} <= set(metrics["int8_op_counts"])
-    assert metrics["sparsity"] == pytest.approx(0.5, abs=0.05) and metrics["tflite_sparsity"] >= 0.4
-    assert metrics["float_accuracy"] > 0.6  # three classes: chance is 1/3
-    assert abs(metrics["int8_accuracy"] - metrics["float_accuracy"]) <= 0.01
+    compressed = metrics["variants"][metrics["compressed_variant"]]
+    assert compressed["boundary_ok"] and compressed["float_ops"] == []
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"} <= set(compressed["op_counts"])
+    assert metrics["sparsity"] == pytest.approx(0.5, abs=0.05) and compressed["tflite_sparsity"] >= 0.4
+    assert compressed["source_float_accuracy"] > 0.6  # the pruned float model; three classes: chance is 1/3
+    assert abs(compressed["accuracy"] - compressed["source_float_accuracy"]) <= 0.01
 
 
 def test_mobilenet_v2_int8_runs_on_the_local_device(mobilenet_run, tmp_path):
     manifest, _ = mobilenet_run
-    model, samples = (manifest.run_dir / manifest.data["artifacts"][key] for key in ("int8_tflite", "int8_samples"))
+    model, samples = variant_files(manifest.run_dir)
     done = run_cli("bench", "--device", "local", "--model", str(model), "--samples", str(samples), "--json",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

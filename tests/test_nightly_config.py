@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.nightly.nightly_config import ALL_VARIANTS, load_nightly_config, with_overrides
+from pipeline.nightly.nightly_config import load_nightly_config, variants_to_benchmark, with_overrides
 from pipeline.results.regression import DEFAULT_RULES
-from tests.conftest import REPO, run_cli
+from pipeline.training.config import load_config
+from tests.conftest import REPO, micro_config, run_cli
 
 BAD_CONFIGS = [
     ("[nightly]\ndevcies = ['local']\n", "nightly: unknown key 'devcies' (valid keys: baseline_runs, devices,"),
@@ -35,7 +36,8 @@ BAD_CONFIGS = [
 def test_the_shipped_config_trains_the_demo_and_benchmarks_three_variants_on_local() -> None:
     config = load_nightly_config(REPO / "configs" / "nightly.toml")
     assert config.pipeline == "configs/demo.toml" and config.devices == ["local"]
-    assert config.variants == list(ALL_VARIANTS) == ["float", "ptq_int8", "pqat_int8"]
+    assert config.variants == ["float", "ptq_int8", "pqat_int8"]
+    assert variants_to_benchmark(config, load_config(REPO / config.pipeline)) == config.variants
     assert config.baseline_runs == 5 and config.results_db == "" and config.reports_dir == "reports"
     assert config.regression_rules()["latency_ms"] == DEFAULT_RULES["latency_ms"]
 
@@ -49,7 +51,19 @@ def test_rule_overrides_and_command_line_values_replace_the_defaults(tmp_path: P
     assert (rules["latency_ms"].threshold, rules["latency_ms"].alpha) == (0.1, 0.01)
     assert rules["gzip_bytes"].threshold == 1.0 and rules["energy_mj"] == DEFAULT_RULES["energy_mj"]
     assert config.results_db == "x.db" and config.devices == ["rpi5", "local"] and config.reports_dir == "reports"
-    assert config.baseline_runs == 3 and config.variants == list(ALL_VARIANTS)
+    assert config.baseline_runs == 3 and config.variants == []  # every variant the pipeline makes
+
+
+def test_variants_are_checked_against_what_the_pipeline_config_makes(tmp_path: Path) -> None:
+    qat = micro_config(tmp_path, quantize={"method": "qat"})
+    path = tmp_path / "nightly.toml"
+    path.write_text("[nightly]\n")
+    assert variants_to_benchmark(load_nightly_config(path), qat) == ["float", "ptq_int8", "pruned_qat_int8"]
+    path.write_text("[nightly]\nvariants = ['float', 'pqat_int8']\n")
+    with pytest.raises(UserError) as caught:
+        variants_to_benchmark(load_nightly_config(path), qat)
+    assert str(caught.value) == (f"{path}: nightly.variants lists 'pqat_int8', which {qat.source} does not make (it "
+                                 f"makes: float, ptq_int8, pruned_qat_int8); remove it or change the pipeline config")
 
 
 @pytest.mark.parametrize("text, message", BAD_CONFIGS, ids=[message[:40] for _, message in BAD_CONFIGS])
@@ -72,7 +86,8 @@ def test_the_command_refuses_bad_input_with_exit_2_before_recording_anything(tmp
     unknown_device = run_cli("nightly", "--config", str(REPO / "configs" / "nightly.toml"), "--device", "nosuch",
                              "--db", str(tmp_path / "r.db"), "--reports", str(tmp_path / "reports"))
     assert (missing.returncode, bad.returncode, unknown_device.returncode) == (2, 2, 2)
-    assert missing.stderr == f"error: nightly config {tmp_path / 'nope.toml'} does not exist (try configs/nightly.toml)\n"
+    assert missing.stderr == (f"error: nightly config {tmp_path / 'nope.toml'} does not exist "
+                              "(try configs/nightly.toml)\n")
     assert bad.stderr == f"error: {path}: nightly.baseline_runs must be int, got str '5'\n"
     assert unknown_device.stderr.startswith("error: unknown device 'nosuch'") and unknown_device.stderr.count("\n") == 1
     assert not (tmp_path / "r.db").exists() and not (tmp_path / "reports").exists()

@@ -186,3 +186,23 @@ def test_a_failed_pipeline_is_recorded_as_a_failed_run(nightly: dict, tmp_path: 
     assert _junit_outcomes(folder, "error") == {("nightly", "run completed")}
     with ResultsStore.open(nightly["url"]) as store:
         assert store.run(1)["status"] == "failed" and store.run(1)["kind"] == "nightly"
+
+
+def test_a_night_whose_report_cannot_be_written_is_not_complete(nightly: dict, monkeypatch) -> None:
+    """The results are kept, but the run is failed (no baseline will use it) and the nightly gives no verdict."""
+    from pipeline.nightly import publish as publish_module
+    from pipeline.nightly.job import EXIT_FAILED, run_nightly
+    from pipeline.nightly.nightly_config import load_nightly_config, with_overrides
+
+    def broken(_report) -> str:
+        raise ValueError("a renderer choked on a name")
+
+    monkeypatch.setitem(publish_module.PUBLISHERS, "report.html", broken)
+    config = with_overrides(load_nightly_config(nightly["config"]), variants=["float"], devices=["local"])
+    outcome = run_nightly(config, log=lambda message: None)
+    assert outcome.exit_code == EXIT_FAILED and outcome.report_dir is None
+    assert "did not complete: the report could not be written: ValueError: a renderer choked" in outcome.verdict
+    with ResultsStore.open(nightly["url"]) as store:
+        assert store.run(outcome.run_id)["status"] == "failed" and store.runs() == []
+        assert len(store.results(run_id=outcome.run_id, statuses=("failed",))) == 1  # the measurement is kept
+    assert [path.name for path in nightly["reports"].iterdir()] == [".lock"]  # no report, no half-written folder

@@ -29,21 +29,23 @@ def small_run(tmp_path_factory):
 def test_run_succeeds_and_prints_the_comparison_table(small_run):
     _, first, _ = small_run
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "PQAT int8 (pruned)" in first.stdout and "PTQ int8 (unpruned)" in first.stdout
+    for name in ("float", "ptq_int8", "pqat_int8"):
+        assert f"\n{name} " in first.stdout and f"  {name}: the " in first.stdout  # a table row and how it was made
     for stage in ("data", "pretrain", "finetune", "prune", "quantize", "convert"):
         assert f"{stage:<9} done" in first.stderr
 
 
 def test_int8_model_learned_and_kept_float_accuracy(small_run):
-    metrics = small_run[2]["metrics"]
-    assert metrics["int8_accuracy"] > 0.6  # 10 classes: chance is 0.1
+    variants = small_run[2]["metrics"]["variants"]
+    pqat, ptq = variants["pqat_int8"], variants["ptq_int8"]
+    assert pqat["accuracy"] > 0.6  # 10 classes: chance is 0.1
     # Conversion is faithful: each int8 file scores like the Keras model it was converted from ...
-    assert abs(metrics["int8_accuracy"] - metrics["converted_keras_accuracy"]) < 0.02
-    assert abs(metrics["ptq_int8_accuracy"] - metrics["finetuned_float_accuracy"]) < 0.02
+    assert abs(pqat["accuracy"] - pqat["converted_keras_accuracy"]) < 0.02
+    assert abs(ptq["accuracy"] - ptq["converted_keras_accuracy"]) < 0.02
     # ... and PQAT did not cost accuracy against the pruned float model it started from.
-    assert metrics["int8_accuracy"] > metrics["float_accuracy"] - 0.02
-    assert metrics["tflite_sparsity"] >= 0.45
-    assert metrics["tflite_gzip_bytes"] < 0.85 * metrics["ptq_int8_tflite_gzip_bytes"]
+    assert pqat["accuracy"] > pqat["source_float_accuracy"] - 0.02
+    assert pqat["tflite_sparsity"] >= 0.45
+    assert pqat["gzip_bytes"] < 0.85 * ptq["gzip_bytes"]
 
 
 def test_second_run_is_all_cached(small_run):

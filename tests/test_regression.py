@@ -38,7 +38,10 @@ def test_a_ten_percent_slowdown_is_a_regression_with_its_numbers() -> None:
     assert result.direction == REGRESSION and result.test == "mann-whitney"
     assert result.p_value < 1e-6 and result.ratio == pytest.approx(1.10, abs=0.02)
     assert result.baseline == pytest.approx(20.0, rel=0.01) and result.current == pytest.approx(22.0, rel=0.02)
-    assert 0 < result.baseline_iqr < 2.0 and result.baseline_spread >= 0
+    pooled = np.concatenate([run.samples for run in BASELINE])
+    assert result.baseline_iqr == pytest.approx(np.percentile(pooled, 75) - np.percentile(pooled, 25))
+    medians = [run.value for run in BASELINE]
+    assert result.baseline_spread == pytest.approx(max(medians) - min(medians)) and result.baseline_spread > 0
     assert result.baseline_runs == (0, 1, 2, 3, 4) and result.current_run == 9
 
 
@@ -62,6 +65,8 @@ def test_energy_without_per_window_samples_uses_the_ratio_of_medians_alone() -> 
     result = compare("energy_mj", baseline, _value(9, 11.5), DEFAULT_RULES["energy_mj"])
     assert result.test == "ratio-only" and result.p_value is None
     assert result.baseline == 10.1 and result.direction == REGRESSION
+    assert result.baseline_spread == pytest.approx(30.0 - 9.8)  # the slow night is drift, shown beside the change
+    assert result.baseline_iqr == pytest.approx(10.4 - 10.0)  # p75 - p25 of the five values
     assert compare("energy_mj", baseline, _value(9, 11.0), DEFAULT_RULES["energy_mj"]).direction == UNCHANGED
 
 

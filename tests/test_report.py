@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.errors import UserError
 from pipeline.nightly import publish as publish_module
 from pipeline.nightly.publish import PUBLISHERS, publish
 from pipeline.nightly.report import Failure, build_report
@@ -52,7 +53,7 @@ def _night(store: ResultsStore, day: int, *, scale: dict | None = None, throttle
             energy = list(0.5 * np.exp(rng.normal(0, 0.02, 8))) if device == METERED else None
             store.record_benchmark(run_id, variant, benchmark_document(
                 device=device, model_sha256=SHAS[variant], samples=list(samples), accuracy=0.875,
-                energy_windows_mj=energy, throttled=(device, variant) in throttled))
+                energy_windows_mj=energy, throttled=(device, variant) in throttled), device=device)
     return run_id
 
 
@@ -83,7 +84,8 @@ def test_the_folder_holds_the_four_files_named_after_the_night_and_run(report_fo
 def test_summary_gives_the_verdict_first_then_changes_with_numbers_and_noise(report_folder: Path) -> None:
     summary = (report_folder / "summary.md").read_text()
     lines = summary.splitlines()
-    assert lines[0] == "**REGRESSION: nightly run 5 (n5, 2025-02-05): 2 regressions, 1 improvement, 1 failed benchmark**"
+    assert lines[0] == ("**REGRESSION: nightly run 5 (n5, 2025-02-05): "
+                        "2 regressions, 1 improvement, 1 failed benchmark**")
     regressions = summary.split("**Regressions**")[1].split("**Improvements**")[0]
     latency = next(line for line in regressions.splitlines() if "pqat_int8 on pi5" in line)
     assert re.search(r"median latency 1\.\d\d\d ms vs 0\.[78]\d\d ms baseline: \+0\.2\d\d ms \(\+\d\d\.\d %, "
@@ -146,7 +148,8 @@ def test_html_is_self_contained_and_shows_table_plots_and_marks(report_folder: P
 
 def test_json_holds_run_variants_results_findings_and_failures(report_folder: Path) -> None:
     document = json.loads((report_folder / "report.json").read_text())
-    assert document["verdict"] == "regression" and document["run"]["id"] == 5 and document["run"]["status"] == "complete"
+    assert document["verdict"] == "regression"
+    assert document["run"]["id"] == 5 and document["run"]["status"] == "complete"
     assert [v["name"] for v in document["variants"]] == ["float", "ptq_int8", "pqat_int8"]
     assert len(document["results"]) == 6 and document["failures"] == [
         {"device": DEAD, "variant": "float", "reason": FAILURE.reason}]
@@ -163,7 +166,7 @@ def test_first_night_without_meter_has_no_baselines_and_says_no_energy_meter(tmp
     with ResultsStore.open(str(tmp_path / "results.db")) as store:
         with store.recording("first", kind="nightly", variants=_variants()) as run_id:
             store.record_benchmark(run_id, "float", benchmark_document(
-                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]))
+                device=UNMETERED, model_sha256=SHAS["float"], samples=[2.0, 2.1, 1.9]), device=UNMETERED)
         report = build_report(store, run_id, devices=[UNMETERED], findings=check_run(store, run_id))
     folder = publish(report, tmp_path / "reports")
     assert (folder / "summary.md").read_text().startswith("**OK: nightly run 1 (first, ")
@@ -202,3 +205,9 @@ def test_a_publisher_that_fails_leaves_the_previous_report_whole(tmp_path: Path,
         publish(report, tmp_path / "reports")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in (tmp_path / "reports").iterdir()] == [folder.name]
+
+
+def test_a_report_for_a_run_the_store_does_not_hold_is_a_clear_error(tmp_path: Path) -> None:
+    with ResultsStore.open(str(tmp_path / "results.db")) as store:
+        with pytest.raises(UserError, match="run 7 does not exist in"):
+            build_report(store, 7, devices=[UNMETERED], findings=[])

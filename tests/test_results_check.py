@@ -19,7 +19,7 @@ def _nightly(store: ResultsStore, day: int, latency_ms: float, *, size: int = 10
     with store.recording(f"n{day}", kind="nightly", variants=[variant],
                          started_at=f"2025-02-{day:02d}T02:00:00.000000Z") as run_id:
         store.record_benchmark(run_id, "pqat_int8", benchmark_document(
-            device=device, model_sha256=SHA, samples=list(samples), accuracy=0.90, throttled=throttled))
+            device=device, model_sha256=SHA, samples=list(samples), accuracy=0.90, throttled=throttled), device=device)
     return run_id
 
 

@@ -23,7 +23,7 @@ def _populate(url: str) -> dict[str, int]:
                 for device, level in (("pi5", 10.0 * day), ("coral", 2.0)):
                     store.record_benchmark(run_id, "pqat_int8", benchmark_document(
                         device=device, model_sha256=SHA, samples=[level, level * 1.1, level * 0.9],
-                        accuracy=0.91, throttled=device == "coral" and day == 2))
+                        accuracy=0.91, throttled=device == "coral" and day == 2), device=device)
             ids[name] = run_id
         ids["failed"] = store.begin_run("broken", kind="nightly", started_at="2025-03-03T01:00:00.000000Z")
         store.finish_run(ids["failed"], "failed")
@@ -48,7 +48,8 @@ def test_table_lists_complete_runs_with_units_and_throttle_marks(results_url: st
 
 def test_json_filters_by_device_and_dates_and_all_shows_failed_runs(results_url: str, capsys) -> None:
     ids = _populate(results_url)
-    code, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json", "--device", "pi5", "--since", "2025-03-02")
+    code, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json",
+                            "--device", "pi5", "--since", "2025-03-02")
     [row] = json.loads(out)
     assert code == 0 and row["run_id"] == ids["n2"] and row["latency_median_ms"] == 20.0 and row["throttled"] is False
     _, out, _ = _run_cli(capsys, "results", "--db", results_url, "--json", "--until", "2025-03-01")

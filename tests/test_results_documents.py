@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.results.documents import benchmark_row, device_fields, runtime_label, unpack_samples
+from pipeline.results.documents import benchmark_row, board_fields, runtime_label, unpack_samples
 from pipeline.testing.synthetic import benchmark_document
 
 SHA = "56" * 32
@@ -29,7 +29,7 @@ def test_row_keeps_summary_samples_energy_and_the_rest_of_the_document() -> None
     rest = json.loads(row["document_json"])
     assert "latency_samples_ms" not in rest and "per_window_mj" not in rest["energy"]
     assert rest["bytes_sent"] == 100_000 and rest["state"]["throttled"] is False
-    assert device_fields(_document()) == ("coral", "coral.local", "aarch64")
+    assert board_fields(_document()) == ("coral.local", "aarch64")
 
 
 def test_optional_blocks_may_be_null_and_unknown_throttling_stays_unknown() -> None:

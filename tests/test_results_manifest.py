@@ -1,4 +1,4 @@
-"""The manifest adapter: variants, their prefixed metrics and sizes, recorded as one running run."""
+"""The manifest adapter: the variants a run made, their own metrics and sizes, recorded as one running run."""
 from __future__ import annotations
 
 import json
@@ -7,18 +7,20 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.artifacts import file_record, gzip_size, write_json
+from pipeline.core.variants import RunVariants
 from pipeline.errors import UserError
-from pipeline.results.manifest import VARIANTS, begin_pipeline_run, variant_metrics, variants_from_manifest
+from pipeline.results.manifest import begin_pipeline_run, variants_from_manifest
 from pipeline.results.store import ResultsStore
 
-METRICS = {
-    "float_accuracy": 0.905, "finetuned_float_accuracy": 0.912, "ssl_accuracy": 0.88, "scratch_accuracy": 0.81,
-    "label_fraction": 0.1, "sparsity": 0.5, "int8_accuracy": 0.899,
-    "int8_tflite_accuracy": 0.899, "int8_tflite_bytes": 999, "int8_tflite_gzip_bytes": 400,
-    "int8_tflite_sparsity": 0.49, "int8_boundary_ok": True, "tflite_bytes": 999,
-    "ptq_int8_tflite_accuracy": 0.907, "ptq_int8_tflite_gzip_bytes": 700, "ptq_int8_accuracy": 0.907,
-    "ptq_int8_boundary_ok": True, "float_tflite_accuracy": 0.912, "float_tflite_bytes": 4000,
+VARIANT_METRICS = {
+    "pqat_int8": {"accuracy": 0.899, "bytes": 999, "gzip_bytes": 400, "tflite_sparsity": 0.49, "boundary_ok": True,
+                  "source_float_accuracy": 0.905},
+    "ptq_int8": {"accuracy": 0.907, "bytes": 1200, "gzip_bytes": 700, "boundary_ok": True,
+                 "source_float_accuracy": 0.912},
+    "float": {"accuracy": 0.912, "bytes": 4000, "source_float_accuracy": 0.913},
 }
+METRICS = {"ssl_accuracy": 0.88, "scratch_accuracy": 0.81, "label_fraction": 0.1, "sparsity": 0.5,
+           "variants": VARIANT_METRICS, "compressed_variant": "pqat_int8"}
 
 
 def _run_dir(tmp_path: Path) -> Path:
@@ -27,10 +29,10 @@ def _run_dir(tmp_path: Path) -> Path:
     convert = run_dir / "convert"
     convert.mkdir(parents=True)
     outputs = {}
-    for artifact, size in (("int8_tflite", 999), ("ptq_int8_tflite", 1200), ("float_tflite", 4000)):
-        path = convert / f"{artifact}.tflite"
+    for name, size in (("pqat_int8", 999), ("ptq_int8", 1200), ("float", 4000)):
+        path = convert / f"{name}.tflite"
         path.write_bytes(bytes(range(256)) * (size // 256) + b"\0" * (size % 256))
-        outputs[artifact] = file_record(path, run_dir)
+        outputs[f"{name}_tflite"] = file_record(path, run_dir)
     write_json(run_dir / "manifest.json", {
         "run": "nightly", "config_path": "configs/demo.toml", "metrics": METRICS,
         "stages": {"convert": {"config": {"eval_samples": 20}, "inputs": {}, "outputs": outputs, "metrics": {},
@@ -39,24 +41,18 @@ def _run_dir(tmp_path: Path) -> Path:
     return run_dir
 
 
-def test_prefixed_metrics_belong_to_their_variant() -> None:
-    own = variant_metrics(METRICS, VARIANTS["pqat_int8"])
-    assert own["accuracy"] == 0.899 and own["gzip_bytes"] == 400 and own["boundary_ok"] is True
-    assert "tflite_accuracy" not in own and "ssl_accuracy" not in own
-    assert variant_metrics(METRICS, VARIANTS["float"]) == {"accuracy": 0.912, "bytes": 4000}
-
-
 def test_variants_take_sizes_from_the_outputs_and_measure_a_missing_gzip_size(tmp_path: Path) -> None:
     run_dir = _run_dir(tmp_path)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    records = {r.name: r for r in variants_from_manifest(manifest, run_dir)}
+    records = {r.name: r for r in variants_from_manifest(RunVariants(run_dir))}
     pqat, ptq, float_ = records["pqat_int8"], records["ptq_int8"], records["float"]
     assert (pqat.bytes, pqat.gzip_bytes, pqat.sparsity) == (999, 400, 0.49)
-    assert (pqat.float_accuracy, pqat.int8_accuracy) == (0.905, 0.899)
+    assert (pqat.float_accuracy, pqat.int8_accuracy) == (0.905, 0.899)  # the pruned model it came from, its own
     assert (ptq.float_accuracy, ptq.int8_accuracy, ptq.bytes) == (0.912, 0.907, 1200)
-    assert float_.int8_accuracy is None and float_.float_accuracy == 0.912
-    assert float_.gzip_bytes == gzip_size(run_dir / "convert" / "float_tflite.tflite")
-    assert pqat.sha256 == manifest["stages"]["convert"]["outputs"]["int8_tflite"]["sha256"]
+    assert float_.int8_accuracy is None and float_.float_accuracy == 0.912  # a float variant's own accuracy
+    assert float_.gzip_bytes == gzip_size(run_dir / "convert" / "float.tflite")
+    assert pqat.sha256 == manifest["stages"]["convert"]["outputs"]["pqat_int8_tflite"]["sha256"]
+    assert pqat.metrics == VARIANT_METRICS["pqat_int8"]  # stored as the manifest has them, no prefixes to strip
 
 
 def test_begin_pipeline_run_records_a_running_run_with_every_variant(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ def _record(store: ResultsStore, name: str, day: int, level: float, *, kind: str
     run_id = store.begin_run(name, kind=kind, git_commit="c0ffee", started_at=f"2025-01-{day:02d}T02:00:00.000000Z",
                              variants=[variant])
     store.record_benchmark(run_id, "pqat_int8", benchmark_document(
-        device="pi5", model_sha256=SHA, samples=_samples(level, day), accuracy=accuracy, throttled=throttled))
+        device="pi5", model_sha256=SHA, samples=_samples(level, day), accuracy=accuracy, throttled=throttled),
+        device="pi5")
     if finish:
         store.finish_run(run_id, finish)
     return run_id
@@ -58,7 +59,8 @@ def test_failed_runs_never_count_and_finished_runs_take_no_more_results(store: R
     run_id = _record(store, "n1", 1, 20.0, finish="failed")
     assert store.results() == [] and store.runs() == []
     with pytest.raises(UserError, match="failed: results can only be added to a running run"):
-        store.record_benchmark(run_id, "pqat_int8", benchmark_document(device="pi5", model_sha256=SHA, samples=[1.0]))
+        store.record_benchmark(run_id, "pqat_int8", benchmark_document(device="pi5", model_sha256=SHA, samples=[1.0]),
+                               device="pi5")
     with pytest.raises(UserError, match="not running"):
         store.finish_run(run_id)
 
@@ -78,10 +80,10 @@ def test_bad_documents_are_refused_whole_with_the_field_named(store: ResultsStor
     document = benchmark_document(device="pi5", model_sha256=SHA, samples=[1.0, 2.0])
     del document["latency_samples_ms"]
     with pytest.raises(UserError, match="'latency_samples_ms' must be a non-empty list of finite numbers"):
-        store.record_benchmark(run_id, "pqat_int8", document)
+        store.record_benchmark(run_id, "pqat_int8", document, device=document["device"])
     wrong_model = benchmark_document(device="pi9", model_sha256="cd" * 32, samples=[1.0])
     with pytest.raises(UserError, match="benchmark the run's own .tflite"):
-        store.record_benchmark(run_id, "pqat_int8", wrong_model)
+        store.record_benchmark(run_id, "pqat_int8", wrong_model, device="pi9")
     store.finish_run(run_id)
     assert len(store.results()) == 1
     assert store.db.query("SELECT COUNT(*) AS n FROM devices WHERE name = 'pi9'")[0]["n"] == 0
@@ -123,12 +125,13 @@ def test_pin_resolves_names_to_the_newest_complete_run_and_refuses_unfinished(st
 
 
 def test_migrations_apply_once_in_order_and_a_newer_database_is_refused(store: ResultsStore) -> None:
-    assert applied_versions(store.db) == [1]
-    assert migrate(store.db) == 1 and applied_versions(store.db) == [1]
-    extended = MIGRATIONS + ((2, "test column", ("ALTER TABLE runs ADD COLUMN note TEXT",)),)
-    assert migrate(store.db, extended) == 2 and applied_versions(store.db) == [1, 2]
+    current = MIGRATIONS[-1][0]
+    assert applied_versions(store.db) == list(range(1, current + 1))
+    assert migrate(store.db) == current and applied_versions(store.db) == list(range(1, current + 1))
+    extended = MIGRATIONS + ((current + 1, "test column", ("ALTER TABLE runs ADD COLUMN note TEXT",)),)
+    assert migrate(store.db, extended) == current + 1 and applied_versions(store.db)[-1] == current + 1
     store.db.query("SELECT note FROM runs")
-    with pytest.raises(UserError, match="schema version 2, newer than this pipeline's 1"):
+    with pytest.raises(UserError, match=f"schema version {current + 1}, newer than this pipeline's {current}"):
         migrate(store.db)
 
 

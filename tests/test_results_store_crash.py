@@ -26,7 +26,7 @@ store = ResultsStore.open(sys.argv[1])
 def record_forever(run_id):
     for n in range(1, {MAX_RESULTS}):
         store.record_benchmark(run_id, "pqat_int8", benchmark_document(
-            device="pi5", model_sha256="{SHA}", samples=[10.0 + i / 7 for i in range(200)]))
+            device="pi5", model_sha256="{SHA}", samples=[10.0 + i / 7 for i in range(200)]), device="pi5")
         print("recorded", n, flush=True)
         time.sleep(0.01)
 if sys.argv[2] == "plain":
@@ -49,7 +49,8 @@ def _start_recorder(url: str, mode: str) -> subprocess.Popen:
 
 def _complete_run(store: ResultsStore, name: str) -> int:
     with store.recording(name, kind="nightly") as run_id:
-        store.record_benchmark(run_id, "pqat_int8", benchmark_document(device="pi5", model_sha256=SHA, samples=[9.0]))
+        store.record_benchmark(run_id, "pqat_int8", benchmark_document(device="pi5", model_sha256=SHA, samples=[9.0]),
+                               device="pi5")
     return run_id
 
 

@@ -1,15 +1,19 @@
 """Stage caching and interruption, on a copy of the micro run."""
 import dataclasses
+import gzip
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline.core.artifacts import Manifest
+from pipeline.core.artifacts import Manifest, sha256_file
 from pipeline.errors import UserError
 from pipeline.training.runner import run_stages
 from tests.conftest import REPO, write_toml
@@ -41,6 +45,64 @@ def test_changing_one_stage_reruns_it_and_later_stages_only(copied_run):
     assert [status[s] for s in ("data", "pretrain", "finetune", "prune")] == ["cached"] * 4
     assert status["quantize"] == "done" and status["convert"] == "done"
     assert manifest.data["metrics"]["quantize_method"] == "ptq"
+
+
+@pytest.fixture
+def moved_dataset(copied_run, tmp_path):
+    """The copied run reading a copy of its dataset, which a test may then edit in place."""
+    folder = tmp_path / "dataset"
+    shutil.copytree(copied_run.data.path, folder)
+    return dataclasses.replace(copied_run, data=dataclasses.replace(copied_run.data, path=str(folder)))
+
+
+def test_moved_dataset_with_the_same_content_stays_cached(moved_dataset):
+    log = []
+    manifest = run_stages(moved_dataset, log=log.append)
+    assert set(statuses(log).values()) == {"cached"}
+    recorded = manifest.stage("data")["external_inputs"]["t10k-labels-idx1-ubyte.gz"]
+    assert recorded["path"] == f"{moved_dataset.data.path}/t10k-labels-idx1-ubyte.gz"  # the record follows the move
+    assert manifest.stage("data")["config"]["data"]["path"] == moved_dataset.data.path
+
+
+def test_dataset_file_replaced_in_place_reruns_the_data_stage_and_its_dependents(moved_dataset):
+    labels_file = Path(moved_dataset.data.path) / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(labels_file.read_bytes())
+    header, labels = raw[:8], np.frombuffer(raw[8:], dtype=np.uint8)
+    labels_file.write_bytes(gzip.compress(header + ((labels + 1) % 10).tobytes()))  # every test label changes
+    log = []
+    manifest = run_stages(moved_dataset, until="pretrain", log=log.append)
+    assert statuses(log) == {"data": "done", "pretrain": "done"}
+    sources = json.loads(manifest.output_path("data", "sources").read_text())
+    assert sources[str(labels_file)] == sha256_file(labels_file)
+    for later in ("finetune", "prune", "quantize", "convert"):  # built on the old data: none can be reused
+        assert manifest.stage(later)["inputs"]["data.sources"]["sha256"] != \
+            manifest.stage("data")["outputs"]["sources"]["sha256"], later
+
+
+def test_calibration_file_replaced_in_place_reruns_only_convert(copied_run, tmp_path):
+    calibration = tmp_path / "calibration.npz"
+    shutil.copyfile(copied_run.convert.calibration, calibration)
+    config = dataclasses.replace(copied_run, convert=dataclasses.replace(copied_run.convert,
+                                                                         calibration=str(calibration)))
+    log = []
+    run_stages(config, log=log.append)
+    assert set(statuses(log).values()) == {"cached"}  # moved, same content
+    with np.load(calibration) as data:
+        images = data["images"]
+    np.savez(calibration, images=images[:100])  # the same path, other content
+    log = []
+    manifest = run_stages(config, log=log.append)
+    assert [statuses(log)[stage] for stage in ("data", "pretrain", "finetune", "prune", "quantize")] == ["cached"] * 5
+    assert statuses(log)["convert"] == "done"
+    assert manifest.data["metrics"]["calibration_samples"] == 100  # the new file was read
+    assert manifest.stage("convert")["external_inputs"]["calibration"]["sha256"] == sha256_file(calibration)
+
+
+def test_missing_calibration_file_is_named_before_convert_runs(copied_run, tmp_path):
+    config = dataclasses.replace(copied_run, convert=dataclasses.replace(
+        copied_run.convert, calibration=str(tmp_path / "none.npz"), eval_samples=10))
+    with pytest.raises(UserError, match=f"calibration file {tmp_path / 'none.npz'} not found; create it with"):
+        run_stages(config)
 
 
 def test_tampered_output_is_rebuilt(copied_run):
@@ -94,5 +156,6 @@ def test_code_version_follows_imports_but_not_unrelated_modules():
     from pipeline.training.runner import _code_files
 
     names = {path.name for path in _code_files("pipeline.training.stages.convert")}
-    assert {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"} <= names
+    expected = {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"}
+    assert expected <= names
     assert not {"summary.py", "runner.py", "cli.py", "config.py", "toml_config.py", "artifacts.py"} & names

@@ -6,6 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from pipeline.core.variants import variant_files
 from pipeline.errors import UserError
 from tests.conftest import REPO, micro_config, run_cli, write_toml
 
@@ -99,9 +100,10 @@ def trained_files(tmp_path_factory, micro_data):
     from pipeline.core.tf_env import keras
 
     folder = tmp_path_factory.mktemp("user")
+    keras.utils.set_random_seed(0)
     model = user_classifier()
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(to_float(micro_data.train_images), micro_data.train_labels, epochs=10, batch_size=32, verbose=0)
+    model.fit(to_float(micro_data.train.pixels), micro_data.train.labels, epochs=20, batch_size=32, verbose=0)
     paths = {"keras": folder / "my_classifier.keras", "h5": folder / "my_classifier.h5"}
     for path in paths.values():
         model.save(path)
@@ -122,9 +124,10 @@ def test_trained_classifier_enters_at_pruning_and_reaches_the_device(kind, train
     metrics = manifest.data["metrics"]
     assert metrics["model_accuracy"] > 0.5  # the user's own training, kept (10 classes: chance is 0.1)
     assert metrics["sparsity"] == pytest.approx(0.5, abs=0.05)
-    assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
-    assert abs(metrics["int8_accuracy"] - metrics["converted_keras_accuracy"]) < 0.05
-    model, samples = (manifest.run_dir / manifest.data["artifacts"][key] for key in ("int8_tflite", "int8_samples"))
+    compressed = metrics["variants"][metrics["compressed_variant"]]
+    assert compressed["boundary_ok"] and compressed["float_ops"] == []
+    assert abs(compressed["accuracy"] - compressed["converted_keras_accuracy"]) < 0.05
+    model, samples = variant_files(manifest.run_dir)
     bench = run_cli("bench", "--device", "local", "--model", str(model), "--samples", str(samples), "--json",
                     cwd=tmp_path)
     assert bench.returncode == 0, bench.stderr[-2000:]
@@ -218,8 +221,9 @@ def test_ptq_path_takes_a_model_qat_refuses_to_full_int8(function, builders, tmp
     manifest = run_stages(config, log=lambda _: None)
     metrics = manifest.data["metrics"]
     assert "encoder" in manifest.stage("pretrain")["outputs"] and "ssl_accuracy" in metrics
-    assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
-    assert metrics["tflite_sparsity"] > 0.3  # pruning ran on the Conv2D/Dense layers around it
+    compressed = metrics["variants"][metrics["compressed_variant"]]
+    assert compressed["boundary_ok"] and compressed["float_ops"] == []
+    assert compressed["tflite_sparsity"] > 0.3  # pruning ran on the Conv2D/Dense layers around it
 
 
 def test_encoder_is_the_input_of_the_last_dense_layer_unless_named(builders):

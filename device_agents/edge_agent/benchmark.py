@@ -5,9 +5,7 @@ import argparse
 import datetime
 import hashlib
 import platform
-import resource
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +13,12 @@ from . import AGENT_VERSION, SCHEMA_VERSION
 from .device_state import read_device_state, throttle_events
 from .energy import PowerSampler, energy_summary
 from .errors import AgentError
+from .memory import peak_rss_mb
 from .meters import Meter, open_meter
 from .protocol import InvokeTimer, ProtocolResult, ProtocolSettings, run_protocol
 from .runtimes import LoadedModel, Runtime, load_model, select_runtime
 from .samples import check_against_model, evaluate, load_samples, quantize_images, tensor_summary
 from .stats import summarize_latencies
-
-BYTES_PER_MIB = 1024.0 * 1024.0
-PROC_STATUS = "/proc/self/status"
 
 
 def _sha256(path: Path) -> str:
@@ -31,24 +27,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set of this process in MiB: VmHWM on Linux, else ru_maxrss.
-
-    ru_maxrss would do, except that Linux carries the launching process's peak across
-    fork/vfork + exec, so an agent started by a large host process (the `local` device)
-    would report the host's memory. VmHWM belongs to this process's own address space.
-    """
-    try:
-        with open(PROC_STATUS) as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / BYTES_PER_MIB if sys.platform == "darwin" else peak / 1024.0
 
 
 def _measure(
@@ -139,6 +117,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         **_timing_block(loaded, result),
         "peak_rss_mb": peak_rss_mb(),
         "accuracy": accuracy,
+        "class_names": samples.class_names,
         "output_max_diff": output_max_diff,
         "energy": energy,
         "state": state,

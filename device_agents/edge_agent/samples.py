@@ -16,6 +16,7 @@ import numpy as np
 from .errors import AgentError, one_line
 
 REQUIRED_ARRAYS = ("images", "labels", "reference_outputs", "preprocess_scale", "preprocess_offset")
+OPTIONAL_ARRAYS = ("class_names",)  # absent from samples files written before class names travelled
 QUANTIZED_DTYPES = (np.int8, np.uint8)
 REGENERATE = "regenerate it with the host pipeline"
 
@@ -29,6 +30,7 @@ class Samples:
     reference_outputs: np.ndarray  # [N, classes] in the model's output dtype
     scale: float
     offset: float
+    class_names: list[str] | None = None  # label i is class_names[i]; None when the file names no classes
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -41,7 +43,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                 raise AgentError(
                     f"samples file {path} lacks {', '.join(missing)} (needs {', '.join(REQUIRED_ARRAYS)}): {REGENERATE}"
                 )
-            return {name: archive[name] for name in REQUIRED_ARRAYS}
+            return {name: archive[name] for name in REQUIRED_ARRAYS + OPTIONAL_ARRAYS if name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise AgentError(f"samples file {path} is not a readable .npz ({one_line(exc)}): {REGENERATE}") from exc
 
@@ -58,6 +60,9 @@ def _check_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for name in ("preprocess_scale", "preprocess_offset"):
         if arrays[name].size != 1 or not np.isfinite(arrays[name]).all():
             problems.append(f"{name} must be one finite number")
+    names = arrays.get("class_names")
+    if names is not None and (names.ndim != 1 or names.dtype.kind != "U" or len(names) <= int(labels.max(initial=0))):
+        problems.append(f"class_names must be one string per class, got {names.dtype} {list(names.shape)}")
     if problems:
         raise AgentError(f"samples file {path}: {'; '.join(problems)}: {REGENERATE}")
 
@@ -72,6 +77,7 @@ def load_samples(path: Path) -> Samples:
         reference_outputs=arrays["reference_outputs"],
         scale=float(arrays["preprocess_scale"].reshape(())),
         offset=float(arrays["preprocess_offset"].reshape(())),
+        class_names=[str(name) for name in arrays["class_names"]] if "class_names" in arrays else None,
     )
 
 

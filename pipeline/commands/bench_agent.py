@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.devices.bench_run import benchmark, run_on_devices
 from pipeline.devices.group import failure_reason
 from pipeline.devices.inventory import DeviceProfile
@@ -37,9 +38,9 @@ TOOL_TIMEOUT_S = 600
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads for both tools")
-    parser.add_argument("--upload-mb", type=int, default=UPLOAD_MB, help="size of the upload test file")
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="measurements per tool (median reported)")
+    parser.add_argument("--threads", type=ascii_int, default=1, help="interpreter threads for both tools")
+    parser.add_argument("--upload-mb", type=ascii_int, default=UPLOAD_MB, help="size of the upload test file")
+    parser.add_argument("--repeats", type=ascii_int, default=REPEATS, help="measurements per tool (median reported)")
 
 
 def _agent_median_ms(model: Path, samples: Path, threads: int, workdir: Path) -> float:

@@ -19,17 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.commands.arguments import ascii_int
+from pipeline.core.variants import compressed_variant, produced_variants
 from pipeline.results.documents import runtime_label
 from pipeline.results.queries import Series
 from pipeline.results.store import ResultsStore, VariantRecord
 from pipeline.results.timeutil import format_time
 from pipeline.testing.pg_server import TemporaryPostgres
 from pipeline.testing.synthetic import benchmark_document
+from pipeline.training.config import PipelineConfig
 
 DEFAULT_COUNT = 100_000
 DEFAULT_SAMPLES = 50
 DEVICES = ("rpi4", "rpi5", "coral-usb", "coral-devboard")
-VARIANT_NAMES = ("float", "ptq_int8", "pqat_int8")
+VARIANT_NAMES = tuple(v.name for v in produced_variants(PipelineConfig()))  # what a default run makes
 RUNTIMES = (("litert", "xnnpack"), ("tflite_runtime", None))
 THREADS = 4
 QUERY_REPEATS = 200
@@ -58,7 +61,7 @@ def _run_documents(rng: np.random.Generator, run_index: int, samples: int) -> It
                 level = 5.0 + 7.0 * d + 3.0 * v
                 yield variant, benchmark_document(
                     device=device, model_sha256=f"{v:02x}" * 32, runtime=runtime, delegate=delegate, threads=THREADS,
-                    samples=level * np.exp(rng.normal(0, 0.05, samples)), accuracy=0.9, run=f"n{run_index}")
+                    samples=(level * np.exp(rng.normal(0, 0.05, samples))).tolist(), accuracy=0.9, run=f"n{run_index}")
 
 
 def insert_runs(store: ResultsStore, count: int, samples: int, timings: Timings) -> list[int]:
@@ -73,7 +76,7 @@ def insert_runs(store: ResultsStore, count: int, samples: int, timings: Timings)
         run_id = store.begin_run(f"n{run_index}", kind="nightly", variants=variants,
                                  started_at=format_time(FIRST_NIGHT + timedelta(days=run_index)))
         for variant, document in documents:
-            store.record_benchmark(run_id, variant, document)
+            store.record_benchmark(run_id, variant, document, device=document["device"])
         store.finish_run(run_id)
         timings.insert_s += time.perf_counter() - start
         timings.results += len(documents)
@@ -91,7 +94,7 @@ def _timed(action: Callable[[], object], repeats: int) -> float:
 def query_runs(store: ResultsStore, run_ids: list[int], timings: Timings) -> None:
     """Baseline lookups at random runs, one whole series with samples, one month's listing."""
     rng = np.random.default_rng(SEED)
-    series = Series("pqat_int8", "rpi5", runtime_label(*RUNTIMES[0]))
+    series = Series(compressed_variant(PipelineConfig()).name, "rpi5", runtime_label(*RUNTIMES[0]))
     picks = iter(rng.choice(run_ids, QUERY_REPEATS).tolist())
     timings.baseline_query_ms = 1000 * _timed(
         lambda: store.history(series, "latency_ms", before_run=next(picks), good_only=True, limit=5), QUERY_REPEATS)
@@ -137,8 +140,9 @@ def format_table(rows: list[Timings], samples: int) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="benchmark results to insert per backend")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="raw latencies per result")
+    parser.add_argument("--count", type=ascii_int, default=DEFAULT_COUNT,
+                        help="benchmark results to insert per backend")
+    parser.add_argument("--samples", type=ascii_int, default=DEFAULT_SAMPLES, help="raw latencies per result")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,14 +3,27 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
+from pipeline.core.variants import variant_files
 from pipeline.edgetpu.compatibility import check_model
 from pipeline.edgetpu.compatibility_report import format_report
-from pipeline.edgetpu.model_path import resolve_model
+
+DEMO_RUN_DIR = Path(DEFAULT_BUILD_DIR) / DEFAULT_RUN
+MODEL_HELP = "int8 .tflite (default: the demo run's compressed model, from build/demo/manifest.json)"
+
+
+def resolve_model(given: str | None) -> Path:
+    """`given` as a path, or the demo run's compressed variant when none is given."""
+    if given:
+        return Path(given)
+    hint = "run `make demo` (or `make stage-convert`) first, or pass MODEL=path/to/model.tflite"
+    return variant_files(DEMO_RUN_DIR, hint=hint).model
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
-    parser.add_argument("model", nargs="?", help="int8 .tflite to check (default: build/demo's artifacts.int8_tflite)")
+    parser.add_argument("model", nargs="?", help=MODEL_HELP)
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
 
 

@@ -9,13 +9,13 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.commands.edgetpu_check import MODEL_HELP, resolve_model
 from pipeline.edgetpu.compatibility import check_model
 from pipeline.edgetpu.compiler import CompileResult, compile_model
-from pipeline.edgetpu.model_path import resolve_model
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
-    parser.add_argument("model", nargs="?", help="int8 .tflite to compile (default: build/demo's artifacts.int8_tflite)")
+    parser.add_argument("model", nargs="?", help=MODEL_HELP)
     parser.add_argument("--output-dir", type=Path, help="folder for <name>_edgetpu.tflite (default: next to the model)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

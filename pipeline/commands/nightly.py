@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.core.safe_text import one_line
 from pipeline.errors import UserError
 from pipeline.nightly.job import EXIT_FAILED, run_nightly
 from pipeline.nightly.nightly_config import DEFAULT_CONFIG, load_nightly_config, with_overrides
@@ -30,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
                                 devices=args.device, reports_dir=args.reports)
         outcome = run_nightly(config)
     except UserError as error:  # exit 1 means "regression" here, so bad input is 2 like any night without verdict
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as error:  # noqa: BLE001 - e.g. the database went away: no verdict, one line, exit 2
-        print(f"error: the nightly failed: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"error: the nightly failed: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
-    print(outcome.verdict)
+    print(one_line(outcome.verdict))
     if outcome.report_dir is not None:
         print(f"report: {outcome.report_dir}")
     return outcome.exit_code

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.commands.arguments import ascii_int
+from pipeline.core.variants import VARIANT_NAMES
 from pipeline.errors import UserError
 from pipeline.results.listing import format_results
 from pipeline.results.store import COMPLETE, FAILED, RUNNING, ResultsStore
@@ -19,10 +21,10 @@ def add_db_argument(parser: argparse.ArgumentParser, *, in_subcommand: bool = Fa
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     parser.add_argument("--device", help="only this device (its name in the agent's results)")
-    parser.add_argument("--variant", help="only this model variant, e.g. float, ptq_int8, pqat_int8")
+    parser.add_argument("--variant", help=f"only this model variant ({', '.join(VARIANT_NAMES)})")
     parser.add_argument("--since", metavar="DATE", help="runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)")
     parser.add_argument("--until", metavar="DATE", help="runs started on or before DATE (a bare date includes the day)")
-    parser.add_argument("--run", type=int, metavar="ID", help="only this run id")
+    parser.add_argument("--run", type=ascii_int, metavar="ID", help="only this run id")
     parser.add_argument("--all", action="store_true", help="include running and failed runs too")
     parser.add_argument("--json", action="store_true", help="print JSON (one object per result) instead of a table")
     add_db_argument(parser)

@@ -18,6 +18,7 @@ from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 TMP_PREFIX = ".tmp-"
+SUMMARY_FIELDS = ("preprocessing", "class_names")  # stage-record fields lifted to the manifest's top level
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -113,8 +114,12 @@ class Manifest:
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.data["stages"].get(name)
 
+    def stage_outputs(self, name: str) -> dict[str, Any]:
+        """Output records of a stage that has run (the runner runs a stage's inputs before it)."""
+        return self.data["stages"][name]["outputs"]
+
     def output_path(self, stage: str, artifact: str) -> Path:
-        return self.run_dir / self.data["stages"][stage]["outputs"][artifact]["path"]
+        return self.run_dir / self.stage_outputs(stage)[artifact]["path"]
 
     def outputs_intact(self, name: str) -> bool:
         """True when every output a stage recorded still exists with its recorded hash."""
@@ -135,14 +140,15 @@ class Manifest:
         self.save()
 
     def _refresh_summary(self) -> None:
-        """Top-level `artifacts`, `metrics` and `preprocessing`: the fields users and devices read."""
+        """Top-level `artifacts`, `metrics`, `preprocessing` and `class_names`: the fields users and devices read."""
         artifacts: dict[str, str] = {}
         metrics: dict[str, Any] = {}
         for record in self.data["stages"].values():
             artifacts.update({k: v["path"] for k, v in record["outputs"].items()})
             metrics.update(record["metrics"])
-            if "preprocessing" in record:
-                self.data["preprocessing"] = record["preprocessing"]
+            for field in SUMMARY_FIELDS:
+                if field in record:
+                    self.data[field] = record[field]
         self.data["artifacts"] = artifacts
         self.data["metrics"] = metrics
 

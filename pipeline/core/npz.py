@@ -5,13 +5,14 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pipeline.core.artifacts import atomic_path
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+def save_npz(path: str | Path, **arrays: ArrayLike) -> None:
     """Like np.savez, but with fixed timestamps and sorted members; written atomically."""
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:

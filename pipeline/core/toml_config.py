@@ -6,6 +6,7 @@ file, bad TOML, an unknown key or a wrong type gets the same one-line error ever
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -15,11 +16,18 @@ from pipeline.errors import UserError
 
 
 def check_type(value: Any, expected: type, where: str) -> Any:
+    """`value` as `expected`; floats must be finite (TOML has nan and inf, and no setting means them)."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
         raise UserError(f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    check_finite(value, where)
     return value
+
+
+def check_finite(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where} = {value!r} must be a finite number")
 
 
 def section_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -46,15 +54,24 @@ def in_range(value: float, low: float, high: float, where: str, *, low_open: boo
         raise UserError(f"{where} = {value!r} is outside {interval}")
 
 
+def parse_toml_file(path: Path, what: str, example: str) -> dict[str, Any]:
+    """One TOML file as a table; a missing, unreadable, non-UTF-8 or malformed file is one line."""
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise UserError(f"{what} {path} does not exist (try {example})") from None
+    except OSError as error:
+        raise UserError(f"cannot read {what} {path}: {error.strerror}; check its permissions") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8 TOML") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML: {error}") from None
+
+
 def read_toml(path: Path, what: str = "config file", example: str = "configs/demo.toml",
               seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A TOML table, with `extends = "other.toml"` merged underneath it section by section."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (FileNotFoundError, IsADirectoryError):
-        raise UserError(f"{what} {path} does not exist (try {example})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML: {error}") from None
+    raw = parse_toml_file(path, what, example)
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
@@ -65,5 +82,12 @@ def read_toml(path: Path, what: str = "config file", example: str = "configs/dem
         raise UserError(f"{path}: extends {base_name} makes a cycle")
     merged = read_toml(base_path, what, example, (*seen, path.resolve()))
     for name, table in raw.items():
+        if isinstance(table, dict) != isinstance(merged.get(name, table), dict):
+            raise UserError(f"{path}: '{name}' is a {_kind(table)} here but a {_kind(merged[name])} in {base_name}; "
+                            f"make both [{name}] tables (or both plain values)")
         merged[name] = {**merged.get(name, {}), **table} if isinstance(table, dict) else table
     return merged
+
+
+def _kind(value: Any) -> str:
+    return "table" if isinstance(value, dict) else "value"

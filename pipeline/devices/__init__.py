@@ -13,12 +13,12 @@ from pipeline.devices.bench_run import BenchJob, benchmark, deploy, run_on_devic
 from pipeline.devices.group import Group, GroupResult, failure_reason
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
 from pipeline.devices.result_table import format_table, save_result
-from pipeline.devices.targets import BUILD_DIR, model_from_manifest
+from pipeline.devices.targets import BUILD_DIR
 from pipeline.devices.transport import open_connection
 from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
 
 __all__ = [
     "BUILD_DIR", "BenchJob", "CommandResult", "Connection", "DeviceError", "DeviceProfile", "Group", "GroupResult",
     "benchmark", "deploy", "failure_reason", "format_table", "inventory_path", "load_inventory",
-    "model_from_manifest", "open_connection", "run_on_devices", "save_result", "select_devices",
+    "open_connection", "run_on_devices", "save_result", "select_devices",
 ]

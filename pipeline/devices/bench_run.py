@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.devices.consistency import host_accuracy, mismatch_reason
 from pipeline.devices.group import Group, GroupResult
 from pipeline.devices.inventory import DeviceProfile
 from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
@@ -22,9 +24,21 @@ from pipeline.devices.uploads import Upload, upload_files
 
 LOCK_FILE = "bench.lock"
 BUSY_EXIT = 75  # flock -E: the lock wait timed out (EX_TEMPFAIL)
-TIMED_OUT_EXITS = (124, 137)  # coreutils timeout: stopped with TERM, or KILL after the grace period
+TIMED_OUT_EXIT = 124  # coreutils timeout stopped the agent with TERM
+TIMEOUT_NOTICE = "timeout: sending signal"  # what `timeout --verbose` prints when it, not someone else, kills
+SIGNAL_EXIT_BASE = 128  # a command killed by signal N exits 128 + N through flock and timeout
 KILL_GRACE_S = 10  # between timeout's TERM and KILL
 CHANNEL_MARGIN_S = 60  # the host waits this much longer than the device-side limits
+# Runs "$@" in the background while a watcher reads the command's stdin, which the host never writes:
+# when the host goes away (Ctrl-C closes the SSH channel, or the local pipe) the read ends and the
+# agent is stopped at once instead of holding the board's lock. The signal goes to `timeout`'s whole
+# process group: `timeout` itself may die of SIGPIPE (its stderr went with the host) before it passes
+# the signal on. The exit status is the command's.
+STOP_WHEN_HOST_LEAVES = (
+    'exec 3<&0; "$@" & agent=$!; '
+    '{ cat <&3 >/dev/null 2>&1; kill -TERM -"$agent" || kill -TERM "$agent"; } >/dev/null 2>&1 & watcher=$!; '
+    'wait "$agent"; status=$?; kill "$watcher" 2>/dev/null; exit "$status"'
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +77,20 @@ def agent_arguments(profile: DeviceProfile, agent: str, model: str, samples: str
 
 
 def locked_command(connection: Connection, arguments: list[str]) -> str:
-    """Wait for the device lock, then run `arguments` with a hard time limit; every part quoted."""
+    """Wait for the device lock, then run `arguments` with a hard time limit, stopped as soon as the
+    host goes away; every part quoted."""
     profile = connection.profile
     wrapper = ["flock", "-w", f"{profile.lock_timeout_s:g}", "-E", str(BUSY_EXIT),
-               f"{connection.workdir}/{LOCK_FILE}", "timeout", "-k", str(KILL_GRACE_S),
-               f"{profile.command_timeout_s:g}"]
+               f"{connection.workdir}/{LOCK_FILE}", "sh", "-c", STOP_WHEN_HOST_LEAVES, "sh",
+               "timeout", "--verbose", "-k", str(KILL_GRACE_S), f"{profile.command_timeout_s:g}"]
     return shlex.join(wrapper + arguments)
+
+
+def _signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
 
 
 def parse_agent_output(connection: Connection, result: CommandResult) -> dict[str, Any]:
@@ -77,9 +99,14 @@ def parse_agent_output(connection: Connection, result: CommandResult) -> dict[st
     if result.exit_code == BUSY_EXIT:
         raise DeviceError(f"device {name}: busy: another benchmark held {connection.workdir}/{LOCK_FILE} for "
                           f"more than lock_timeout_s = {profile.lock_timeout_s:g} s; retry later or raise it")
-    if result.exit_code in TIMED_OUT_EXITS:
+    if result.exit_code == TIMED_OUT_EXIT or (result.exit_code > SIGNAL_EXIT_BASE and TIMEOUT_NOTICE in result.stderr):
         raise DeviceError(f"device {name}: the agent did not finish within command_timeout_s = "
                           f"{profile.command_timeout_s:g} s and was stopped; raise it or lower runs/min_s")
+    killed_by = _signal_name(result.exit_code - SIGNAL_EXIT_BASE)
+    if killed_by:
+        raise DeviceError(f"device {name}: the agent was killed by signal {result.exit_code - SIGNAL_EXIT_BASE} "
+                          f"({killed_by}) before it finished; SIGKILL often means the out-of-memory killer "
+                          f"(check `dmesg` on the device), or someone stopped it")
     try:
         document = json.loads(result.stdout)
     except ValueError:
@@ -94,14 +121,20 @@ def parse_agent_output(connection: Connection, result: CommandResult) -> dict[st
 
 
 def benchmark(connection: Connection, job: BenchJob) -> dict[str, Any]:
-    """Deploy, run the agent under the lock, and add the host's fields to its document."""
+    """Deploy, run the agent under the lock, and add the host's fields to its document.
+
+    `device` is the inventory name (the identity); what the agent called itself is kept as
+    `reported_device`. `mismatch` says why the result contradicts the host, or is None."""
     profile = connection.profile
     agent, model, samples = uploads = deploy(connection, job)
     command = locked_command(connection, agent_arguments(profile, agent.remote, model.remote, samples.remote))
     result = connection.run(command, timeout=profile.lock_timeout_s + profile.command_timeout_s + CHANNEL_MARGIN_S)
     document = parse_agent_output(connection, result)
-    return {**document, "bytes_sent": sum(upload.bytes_sent for upload in uploads),
-            "model_path": str(job.model), "run": job.run}
+    expected = host_accuracy(job.samples)
+    reported = document.get("device")
+    return {**document, "device": profile.name, "reported_device": None if reported is None else str(reported),
+            "host_accuracy": expected, "mismatch": mismatch_reason(document, profile, expected),
+            "bytes_sent": sum(upload.bytes_sent for upload in uploads), "model_path": str(job.model), "run": job.run}
 
 
 def run_on_devices(profiles: list[DeviceProfile], model: Path, samples: Path, run: str,

@@ -1,13 +1,15 @@
 """Fan-out over devices: one thread per device, and a failure stays that device's own.
 
 Shaped like fabric's Group: the same verbs as a Connection, returning a mapping
-device name -> result or exception, with `.succeeded` and `.failed` views.
+device name -> result or exception, with `.succeeded` and `.failed` views. Ctrl-C cancels every
+device's work at once (connections closed, no new command starts) and raises `Interrupted`
+carrying what had already finished, so those results can still be kept.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from pipeline.devices.inventory import DeviceProfile
@@ -29,11 +31,24 @@ class GroupResult(dict):
         return {name: value for name, value in self.items() if isinstance(value, BaseException)}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a fan-out; `finished` holds the devices that were done before it."""
+
+    def __init__(self, finished: GroupResult):
+        super().__init__()
+        self.finished = finished
+
+
 def failure_reason(name: str, error: BaseException) -> str:
     """One line for a failed device: DeviceErrors already name it; anything else gets its type."""
     if isinstance(error, DeviceError):
         return str(error)
     return f"device {name}: {type(error).__name__}: {error}"
+
+
+def _outcomes(futures: list[tuple[Connection, Future]]) -> GroupResult:
+    return GroupResult((connection.name, future.result()) for connection, future in futures
+                       if future.done() and not future.cancelled())
 
 
 class Group:
@@ -57,9 +72,18 @@ class Group:
 
         if not self.connections:
             return GroupResult()
-        with ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="device") as pool:
-            outcomes = list(pool.map(guarded, self.connections))
-        return GroupResult(zip((connection.name for connection in self.connections), outcomes))
+        pool = ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="device")
+        futures = [(connection, pool.submit(guarded, connection)) for connection in self.connections]
+        try:
+            wait([future for _, future in futures])
+        except KeyboardInterrupt:
+            finished = _outcomes(futures)  # before cancelling: what cancelling breaks was not finished
+            for connection in self.connections:
+                connection.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise Interrupted(finished) from None
+        pool.shutdown()
+        return _outcomes(futures)
 
     def run(self, command: str, timeout: float | None = None) -> GroupResult:
         """The same shell command on every device."""

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.toml_config import section_from_dict
+from pipeline.core.names import check_name
+from pipeline.core.toml_config import check_finite, in_range, parse_toml_file, section_from_dict
 from pipeline.errors import UserError
 
 DEFAULT_INVENTORY = "devices.toml"  # read from the current folder when it exists
 INVENTORY_ENV = "DEVICES"  # another inventory file, e.g. DEVICES=lab.toml make bench
 LOCAL_DEVICE = "local"
-LOCAL_WORKDIR = "~/.cache/edge-pipeline/local"
+CACHE_ENV = "XDG_CACHE_HOME"  # per-user cache root (default ~/.cache): where local devices work
 TRANSPORTS = ("local", "ssh")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 NAMED_DELEGATES = ("xnnpack", "none", "edgetpu")  # or an absolute path to a delegate .so
 ENERGY_METERS = ("none", "hwmon", "pi5-pmic", "rapl", "command")
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # it becomes part of result file names
 
 
 @dataclass(frozen=True)
@@ -59,8 +57,12 @@ class DeviceProfile:
     sysfs_root: str = ""  # empty = the agent's default (/)
     connect_timeout_s: float = 10.0
     connect_retries: int = 3  # extra attempts after refused/reset/timed-out connections only
+    link_timeout_s: float = 60.0  # an SSH link silent (unacknowledged) this long counts as cut
     command_timeout_s: float = 600.0  # one benchmark on the device, killed after this
     lock_timeout_s: float = 1800.0  # waiting for another benchmark on the same device
+    # A result beyond these contradicts the host and is marked mismatched (pipeline/devices/consistency.py).
+    output_tolerance: float = 3.0  # largest |device output - host reference|, in output units (int8 units)
+    accuracy_margin: float = 0.05  # on-device accuracy may be this much below the host's on the same samples
 
     def python_path(self) -> str:
         if self.python:
@@ -68,10 +70,20 @@ class DeviceProfile:
         return sys.executable if self.transport == "local" else "python3"
 
 
+# Upper bounds keep a typo (or `inf`) from hanging a device for days: an hour of timed runs is plenty.
+HOUR_S, WEEK_S = 3600.0, 7 * 24 * 3600.0
+POSITIVE_LIMITS = {"threads": (0, 1024), "runs": (0, 10_000_000), "connect_timeout_s": (0, HOUR_S),
+                   "link_timeout_s": (0, HOUR_S), "command_timeout_s": (0, WEEK_S), "lock_timeout_s": (0, WEEK_S)}
+NON_NEGATIVE_LIMITS = {"connect_retries": (0, 100), "warmup_runs": (0, 10_000_000), "min_s": (0, HOUR_S),
+                       "warmup_min_s": (0, HOUR_S), "idle_s": (0, HOUR_S), "output_tolerance": (0, 1e6),
+                       "accuracy_margin": (0, 1)}
+
+
 def _check_options(options: dict, where: str) -> None:
     for key, value in options.items():
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise UserError(f"{where}.{key} must be a string or number, got {type(value).__name__}")
+        check_finite(value, f"{where}.{key}")
 
 
 def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
@@ -84,13 +96,11 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     if profile.delegate not in NAMED_DELEGATES and not profile.delegate.startswith("/"):
         raise UserError(f"{where}.delegate = {profile.delegate!r} is not valid; choose one of: "
                         f"{', '.join(NAMED_DELEGATES)} or an absolute path to a delegate library")
-    for key in ("threads", "runs", "connect_timeout_s", "command_timeout_s", "lock_timeout_s"):
-        if getattr(profile, key) <= 0:
-            raise UserError(f"{where}.{key} = {getattr(profile, key)!r} must be greater than 0")
-    for key in ("port", "connect_retries", "warmup_runs", "min_s", "warmup_min_s", "idle_s"):
-        if getattr(profile, key) < 0:
-            raise UserError(f"{where}.{key} = {getattr(profile, key)!r} must not be negative")
-    if profile.port > 65535:
+    for key, (low, high) in POSITIVE_LIMITS.items():
+        in_range(getattr(profile, key), low, high, f"{where}.{key}", low_open=True, high_open=False)
+    for key, (low, high) in NON_NEGATIVE_LIMITS.items():
+        in_range(getattr(profile, key), low, high, f"{where}.{key}", low_open=False, high_open=False)
+    if not 0 <= profile.port <= 65535:
         raise UserError(f"{where}.port = {profile.port} is not a TCP port (1-65535)")
     _check_options(profile.meter_options, f"{where}.meter_options")
     _check_options(profile.delegate_options, f"{where}.delegate_options")
@@ -99,15 +109,24 @@ def validate_profile(profile: DeviceProfile, where: str) -> DeviceProfile:
     return profile
 
 
+def local_workdir(name: str) -> str:
+    """A local device's default folder: the per-user cache, never the current folder (which under
+    `make` is the repository)."""
+    cache = os.environ.get(CACHE_ENV) or "~/.cache"
+    return str(Path(cache) / "edge-pipeline" / name)
+
+
 def _profile_from_table(name: str, table: Any, where: str) -> DeviceProfile:
-    if not DEVICE_NAME.match(name):
-        raise UserError(f"{where}: device name {name!r} may hold only letters, digits, '.', '_' and '-'")
+    check_name(name, f"{where}: device name")  # it becomes part of result file names
     if not isinstance(table, dict):
         raise UserError(f"{where} must be a table ([devices.{name}])")
     if "name" in table:
         raise UserError(f"{where}: unknown key 'name' (the device's name is its table name)")
-    defaults = {"transport": "local", "workdir": LOCAL_WORKDIR} if name == LOCAL_DEVICE else {}
-    profile = section_from_dict(DeviceProfile, {**defaults, **table}, where)
+    defaults = {"transport": "local"} if name == LOCAL_DEVICE else {}
+    merged = {**defaults, **table}
+    if merged.get("transport") == "local" and "workdir" not in merged:
+        merged["workdir"] = local_workdir(name)
+    profile = section_from_dict(DeviceProfile, merged, where)
     return validate_profile(dataclasses.replace(profile, name=name), where)
 
 
@@ -130,10 +149,7 @@ def load_inventory(path: Path | None) -> dict[str, DeviceProfile]:
     devices: dict[str, DeviceProfile] = {}
     if path is None:
         return devices
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML: {error}") from None
+    raw = parse_toml_file(path, "device inventory", DEFAULT_INVENTORY)
     unknown = sorted(set(raw) - {"devices"})
     if unknown:
         raise UserError(f"{path}: unknown key '{unknown[0]}' at top level "

@@ -6,18 +6,14 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.artifacts import MANIFEST_NAME, read_json
+from pipeline.core.names import check_name
 from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
+from pipeline.core.variants import VARIANT_NAMES, variant_files
 from pipeline.devices.inventory import DeviceProfile, inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
 
 BUILD_DIR = Path(DEFAULT_BUILD_DIR)
-# --variant -> (model artifact, samples artifact) in build/<run>/manifest.json
-VARIANTS = {
-    "int8": ("int8_tflite", "int8_samples"),
-    "ptq_int8": ("ptq_int8_tflite", "ptq_int8_samples"),
-    "float": ("float_tflite", "float_samples"),
-}
+MANIFEST_HINT = "run `make demo` first (or pick another --run/--variant), or pass --model M.tflite --samples S.npz"
 
 
 @dataclass(frozen=True)
@@ -38,26 +34,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=DEFAULT_RUN, help="pipeline run whose model to use (default: %(default)s)")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="int8",
-                        help="which model of the run (default: %(default)s)")
+    parser.add_argument("--variant", choices=VARIANT_NAMES,
+                        help="which model of the run (default: the run's compressed model, metrics.compressed_variant)")
     parser.add_argument("--model", type=Path, help="a .tflite file instead of the run's model")
     parser.add_argument("--samples", type=Path, help="its samples .npz (required with --model)")
-
-
-def model_from_manifest(run_dir: Path, variant: str,
-                        fix: str = "finish the run (`make demo`) or pick another --variant") -> tuple[Path, Path]:
-    """The run's model and samples files for a variant, as its manifest names them;
-    `fix` tells the user what to do when the manifest lacks them."""
-    manifest = run_dir / MANIFEST_NAME
-    if not manifest.is_file():
-        raise UserError(f"{manifest} does not exist; run `make demo` first, or pass --model M.tflite --samples S.npz")
-    artifacts = read_json(manifest).get("artifacts", {})
-    paths = []
-    for key in VARIANTS[variant]:
-        if key not in artifacts:
-            raise UserError(f"{manifest} has no artifacts.{key}; {fix}")
-        paths.append(run_dir / artifacts[key])
-    return paths[0], paths[1]
 
 
 def _existing(path: Path, what: str) -> Path:
@@ -68,8 +48,7 @@ def _existing(path: Path, what: str) -> Path:
 
 def model_from_args(args: argparse.Namespace) -> tuple[Path, Path]:
     """--model/--samples, else the run's manifest; both files must exist."""
-    if args.run in ("", ".", "..") or "/" in args.run:
-        raise UserError(f"--run {args.run!r} must be a run name like 'demo'")
+    check_name(args.run, "--run")
     if args.model is None and args.samples is not None:
         raise UserError("--samples needs --model (without both, the run's manifest names them)")
     if args.model is not None:
@@ -77,7 +56,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, Path]:
             raise UserError("--model needs --samples S.npz (the labelled images and reference outputs for it)")
         model, samples = args.model, args.samples
     else:
-        model, samples = model_from_manifest(BUILD_DIR / args.run, args.variant)
+        model, samples = variant_files(BUILD_DIR / args.run, args.variant, MANIFEST_HINT)
     return _existing(model, "model"), _existing(samples, "samples file")
 
 

@@ -2,7 +2,10 @@
 
 A file is sent to a temporary name, its hash is checked on the device and only then renamed
 into place, so the cache never holds a file whose name lies about its content. A cached
-file is re-hashed before each use; an intact one is not sent again.
+file is re-hashed before each use; an intact one is not sent again. Files are hashed through
+stdin: sha256sum escapes file names holding a backslash or a newline, which would not match.
+A temporary left by an upload whose link died is removed by the next upload once it has not
+changed for STALE_UPLOAD_MIN minutes (an upload in progress writes to it all the time).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from pipeline.devices.transport.connection import Connection, DeviceError
 LOG = logging.getLogger(__name__)
 CACHE_DIR = "cache"
 CORRUPTED_EXIT = 3  # the verify command's exit when the hash differs
+MISSING = "-"  # what the hash command prints for a file that is not there
+STALE_UPLOAD_MIN = 10
 
 
 class UploadCorrupted(DeviceError):
@@ -37,24 +42,28 @@ def cache_dir(connection: Connection) -> str:
     return f"{connection.workdir}/{CACHE_DIR}"
 
 
+def _hash_command(path: str) -> str:
+    """Print the file's sha256 (read through stdin, so its name never appears), or MISSING."""
+    return f"{{ sha256sum < {shlex.quote(path)}; }} 2>/dev/null || echo {MISSING}"
+
+
 def cached_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
-    """Create the cache folder and hash the wanted files in it, in one round trip; missing files
-    are left out of the answer."""
-    quoted = " ".join(shlex.quote(path) for path in paths)
-    result = connection.check(f"mkdir -p -- {shlex.quote(cache_dir(connection))} && "
-                              f"{{ sha256sum -- {quoted} 2>/dev/null; true; }}")
-    hashes = {}
-    for line in result.stdout.splitlines():
-        digest, _, path = line.partition("  ")
-        hashes[path] = digest
-    return hashes
+    """Create the cache folder, remove stale upload temporaries and hash the wanted files in it, in
+    one round trip; missing files are left out of the answer."""
+    cache = shlex.quote(cache_dir(connection))
+    stale = (f"find {cache} -maxdepth 1 -type f -name {shlex.quote(TMP_PREFIX + '*')} -mmin +{STALE_UPLOAD_MIN} "
+             f"-exec rm -f -- {{}} + 2>/dev/null")
+    hashes = "; ".join(_hash_command(path) for path in paths)
+    result = connection.check(f"mkdir -p -- {cache} && {{ {stale}; {hashes}; }}")
+    digests = [line.split()[0] if line.split() else MISSING for line in result.stdout.splitlines()]
+    return {path: digest for path, digest in zip(paths, digests, strict=False) if digest != MISSING}
 
 
 def _verify_command(tmp: str, digest: str, final: str) -> str:
     """On the device: rename `tmp` to `final` if it hashes to `digest`, else delete it, print the
     hash it had and exit with CORRUPTED_EXIT."""
     tmp, final = shlex.quote(tmp), shlex.quote(final)
-    return (f"sha256sum -- {tmp} | {{ read -r received rest; if [ \"$received\" = {digest} ]; "
+    return (f"sha256sum < {tmp} | {{ read -r received rest; if [ \"$received\" = {digest} ]; "
             f"then mv -f -- {tmp} {final}; else rm -f -- {tmp}; echo \"${{received:-unreadable}}\"; "
             f"exit {CORRUPTED_EXIT}; fi; }}")
 
@@ -85,7 +94,7 @@ def upload_files(connection: Connection, files: list[Path]) -> list[Upload]:
     finals = [f"{cache_dir(connection)}/{digest}{local.suffix}" for local, digest in wanted]
     cached = cached_hashes(connection, finals)
     uploads = []
-    for (local, digest), final in zip(wanted, finals):
+    for (local, digest), final in zip(wanted, finals, strict=True):
         bytes_sent = 0
         if cached.get(final) != digest:
             if final in cached:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.edgetpu.op_rules import RULES, OpRule
-from pipeline.tflite.graph import OpInfo, TensorInfo, load_graph
+from pipeline.tflite.graph import INT8, UINT8, OpInfo, TensorInfo, load_graph
 
-EIGHT_BIT = ("int8", "uint8")
+EIGHT_BIT = (INT8, UINT8)
 CONSTANT_INDEX_DTYPES = ("int32", "int64")  # biases, shapes, axes and paddings
 MAX_LARGE_DIMS = 3  # only the 3 innermost dimensions may be larger than 1
 EDGETPU = "edgetpu"
@@ -189,7 +189,7 @@ def _model_notes(placed: list[OpVerdict], subgraph_count: int) -> list[str]:
     if subgraph_count > 1:
         notes.append(f"the model has {subgraph_count} subgraphs; only the main one is checked "
                      "(ops that call other subgraphs are unsupported)")
-    runtimes = [v.rule.min_runtime for v in placed if v.placement == EDGETPU and v.rule.min_runtime]
+    runtimes = [v.rule.min_runtime for v in placed if v.placement == EDGETPU and v.rule and v.rule.min_runtime]
     if runtimes:
         notes.append(f"needs Edge TPU runtime {max(runtimes)} or newer (see min_runtime per op)")
     return notes

@@ -12,7 +12,7 @@ def format_report(report: CompatReport) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS) - 1)]
     lines = [f"Edge TPU compatibility of {report.model}", ""]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     lines += ["", *summary_lines(report)]
     lines += [f"note: {note}" for note in report.notes]

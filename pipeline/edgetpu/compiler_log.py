@@ -50,14 +50,15 @@ def parse_compiler_log(text: str) -> CompilerLog | None:
     total = _int(TOTAL_RE, text)
     if total is None and not operators:
         return None
+    ops_total = total if total is not None else table_total
     on_edgetpu = _int(ON_EDGETPU_RE, text)
     if on_edgetpu is None:
         # The compiler omits the split when every op is mapped; the table still has it.
-        on_edgetpu = table_mapped if operators else total
+        on_edgetpu = table_mapped if operators else ops_total
     version = VERSION_RE.search(text)
     return CompilerLog(
         compiler_version=version.group(1) if version else None,
-        ops_total=total if total is not None else table_total,
+        ops_total=ops_total,
         ops_on_edgetpu=on_edgetpu,
         subgraphs=_int(SUBGRAPHS_RE, text),
         operators=operators,

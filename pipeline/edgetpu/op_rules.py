@@ -66,7 +66,8 @@ def _concatenation(op: OpInfo) -> list[str]:
     reasons = _no_fused_activation(op)
     constants = [t for t in op.inputs if t.constant]
     if constants and len(op.inputs) != 2:
-        reasons.append(f"a constant input with {len(op.inputs)} inputs; the Edge TPU allows a constant only with 2 inputs")
+        reasons.append(f"a constant input with {len(op.inputs)} inputs; "
+                       "the Edge TPU allows a constant only with 2 inputs")
     for tensor in constants:
         zero = tensor.zero_point[0] if tensor.zero_point else 0
         if np.any(np.asarray(tensor.values) != zero):

@@ -84,5 +84,5 @@ def headers(report: NightlyReport) -> list[str]:
 
 def row_cells(row: Row) -> list[Cell | str]:
     """A row's cells in `headers` order."""
-    return ([row.variant, row.accuracy, row.size, row.gzip, row.sparsity]
-            + list(row.latency.values()) + list(row.energy.values()))
+    cells: list[Cell | str] = [row.variant, row.accuracy, row.size, row.gzip, row.sparsity]
+    return cells + list(row.latency.values()) + list(row.energy.values())

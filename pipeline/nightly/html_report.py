@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 
+from pipeline.core.safe_text import one_line
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import plots, text
 from pipeline.nightly.report import NightlyReport
@@ -25,7 +26,8 @@ FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value))
+    """Escaped for HTML text and attributes, as one line without control characters."""
+    return html.escape(one_line(value))
 
 
 def _cell(cell: table.Cell | str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
+from pipeline.core.safe_text import one_line, xml_chars
 from pipeline.nightly import text
 from pipeline.nightly.report import VERDICT_FAILED, NightlyReport
 from pipeline.results import Finding
@@ -18,7 +19,17 @@ HOST_DEVICE = "host"
 
 
 def _case(suite: ElementTree.Element, device: str, variant: str, name: str) -> ElementTree.Element:
-    return ElementTree.SubElement(suite, "testcase", classname=f"{SUITE_NAME}.{device}.{variant}", name=name)
+    classname = f"{SUITE_NAME}.{one_line(device)}.{one_line(variant)}"
+    return ElementTree.SubElement(suite, "testcase", classname=classname, name=one_line(name))
+
+
+def _strip_forbidden(root: ElementTree.Element) -> None:
+    """Drop what XML 1.0 forbids from every text and attribute (ElementTree escapes <, & and quotes but
+    writes a control character as it is, and one of them makes CI discard the whole file)."""
+    for element in root.iter():
+        element.text = None if element.text is None else xml_chars(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, xml_chars(value))
 
 
 def _add_finding(suite: ElementTree.Element, finding: Finding) -> str | None:
@@ -53,5 +64,6 @@ def render(report: NightlyReport) -> str:
     suite.set("tests", str(len(outcomes)))
     for tag, attribute in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
         suite.set(attribute, str(outcomes.count(tag)))
+    _strip_forbidden(suite)
     ElementTree.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suite, encoding="unicode") + "\n"

@@ -1,29 +1,38 @@
 """`summary.md`: short enough for a chat message or a CI comment; the verdict is its first line."""
 from __future__ import annotations
 
+import re
+
+from pipeline.core.safe_text import one_line
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import text
 from pipeline.nightly.report import NightlyReport
 from pipeline.results import Finding
 
 THROTTLED = "throttled"
+# What starts Markdown (or GitHub) inline markup: code, emphasis, links, table cells, strikethrough, math;
+# '_' only at a word's edge (inside a word it is plain text), '<' only before a tag, '&' only in an entity,
+# so ordinary text such as ai_edge_litert or "p < 1e-300" stays readable in the raw file.
+MARKUP = re.compile(r"[\\`*\[\]|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)")
 
 
 def _escape(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
+    """One line with every markup character backslash-escaped: a name cannot add a link, an image, HTML
+    or a table column, nor end the line (CommonMark lets any ASCII punctuation be escaped)."""
+    return MARKUP.sub(lambda match: "\\" + match.group(0), one_line(value))
 
 
 def _cell(cell: table.Cell | str) -> str:
     if isinstance(cell, str):
         return _escape(cell)
-    shown = f"**{cell.value}**" if cell.direction else cell.value
+    shown = f"**{_escape(cell.value)}**" if cell.direction else _escape(cell.value)
     notes = [f"{cell.direction}: {cell.note}"] if cell.direction else []
     notes += [THROTTLED] if cell.throttled else []
-    return _escape(shown + (f" ({'; '.join(notes)})" if notes else ""))
+    return shown + (f" ({_escape('; '.join(notes))})" if notes else "")
 
 
 def comparison_table(report: NightlyReport) -> list[str]:
-    titles = table.headers(report)
+    titles = [_escape(title) for title in table.headers(report)]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
     for row in table.comparison_rows(report):
         lines.append("| " + " | ".join(_cell(cell) for cell in table.row_cells(row)) + " |")
@@ -31,20 +40,21 @@ def comparison_table(report: NightlyReport) -> list[str]:
 
 
 def _section(title: str, findings: list[Finding]) -> list[str]:
-    return ["", f"**{title}**", ""] + ([f"- {text.finding_line(f)}" for f in findings] or ["- none"])
+    return ["", f"**{title}**", ""] + ([f"- {_escape(text.finding_line(f))}" for f in findings] or ["- none"])
 
 
 def render(report: NightlyReport) -> str:
-    lines = [f"**{text.verdict_line(report)}**", ""]
+    lines = [f"**{_escape(text.verdict_line(report))}**", ""]
     if report.variants:
         lines += comparison_table(report)
     lines += _section("Regressions", report.regressions)
     lines += _section("Improvements", report.improvements)
     if report.failures:
         lines += ["", "**Failed benchmarks**", ""]
-        lines += [f"- {failure.variant} on {failure.device}: {_escape(failure.reason)}" for failure in report.failures]
+        lines += [f"- {_escape(failure.variant)} on {_escape(failure.device)}: {_escape(failure.reason)}"
+                  for failure in report.failures]
     if report.without_baseline:
         lines += ["", f"{len(report.without_baseline)} metric(s) had no baseline yet (not judged)."]
-    lines += ["", f"Latency cells: median / p99. {text.settings_line(report)} "
+    lines += ["", f"Latency cells: median / p99. {_escape(text.settings_line(report))} "
                   "Details and plots: report.html; every number: report.json."]
     return "\n".join(lines) + "\n"

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.names import check_name
 from pipeline.core.toml_config import read_toml, section_from_dict
+from pipeline.core.variants import VARIANT_NAMES, produced_variants
 from pipeline.errors import UserError
-from pipeline.results.manifest import VARIANTS as STORE_VARIANTS
 from pipeline.results.regression import DEFAULT_BASELINE_RUNS, Rule, rules_with_overrides
+from pipeline.training.config import PipelineConfig
 
 DEFAULT_CONFIG = "configs/nightly.toml"
-ALL_VARIANTS = tuple(STORE_VARIANTS)  # float, ptq_int8, pqat_int8
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class NightlyConfig:
     """One nightly job. Relative paths are relative to the current folder (the repository root under make)."""
 
     pipeline: str = "configs/demo.toml"  # the training pipeline config
-    variants: list = field(default_factory=lambda: list(ALL_VARIANTS))  # store variant names to benchmark
+    variants: list = field(default_factory=list)  # variant names to benchmark; empty: every one the pipeline makes
     devices: list = field(default_factory=lambda: ["local"])  # device names of the inventory
     devices_file: str = ""  # empty: $DEVICES, else ./devices.toml (local needs none)
     baseline_runs: int = DEFAULT_BASELINE_RUNS  # the last N good nightly runs form the baseline
@@ -57,6 +58,8 @@ def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None 
             raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
         if allowed is not None and value not in allowed:
             raise UserError(f"{where}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
+        if allowed is None:
+            check_name(value, f"{where}[{index}]")
     if len(set(values)) != len(values):
         raise UserError(f"{where} lists a name twice: {values}")
 
@@ -80,7 +83,8 @@ def _rules(tables: dict, source: str) -> dict[str, dict[str, Any]]:
 def validate(config: NightlyConfig) -> NightlyConfig:
     """Choices and ranges that types alone cannot express."""
     source = config.source
-    _names(config.variants, "variants", source, ALL_VARIANTS)
+    if config.variants:
+        _names(config.variants, "variants", source, VARIANT_NAMES)
     _names(config.devices, "devices", source)
     if config.baseline_runs < 1:
         raise UserError(f"{source}: nightly.baseline_runs = {config.baseline_runs} must be at least 1")
@@ -88,6 +92,16 @@ def validate(config: NightlyConfig) -> NightlyConfig:
         if not getattr(config, key):
             raise UserError(f"{source}: nightly.{key} must not be empty")
     return dataclasses.replace(config, rules=_rules(config.rules, source))
+
+
+def variants_to_benchmark(config: NightlyConfig, pipeline_config: PipelineConfig) -> list[str]:
+    """The configured variants, each one the pipeline config makes (all it makes when none are listed)."""
+    made = [v.name for v in produced_variants(pipeline_config)]
+    for name in config.variants:
+        if name not in made:
+            raise UserError(f"{config.source}: nightly.variants lists {name!r}, which {pipeline_config.source} does "
+                            f"not make (it makes: {', '.join(made)}); remove it or change the pipeline config")
+    return list(config.variants) or made
 
 
 def _settings(table: Any, path: Path) -> dict[str, Any]:

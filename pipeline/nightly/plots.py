@@ -10,12 +10,20 @@ matplotlib.use("Agg")  # no display on a nightly machine; set before anything dr
 
 from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
 
+from pipeline.core.safe_text import one_line  # noqa: E402
 from pipeline.nightly.report import NightlyReport, Trend, variant_accuracy  # noqa: E402
 
 DPI = 100
 TREND_SIZE = (4.6, 3.0)  # inches
 TRADEOFF_SIZE = (9.2, 3.4)
+LABEL_LIMIT = 48  # characters of a name in a plot: a very long one would make a huge image
 CURRENT_COLOR, BASELINE_COLOR, THROTTLED_COLOR, LINE_COLOR = "#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"
+
+
+def _label(name: object) -> str:
+    """A name as plot text: one short line, `$` escaped so matplotlib does not parse it as mathtext
+    (an unbalanced `$\\alpha` or `$x^$` would make the whole report fail)."""
+    return one_line(name, LABEL_LIMIT).replace("$", r"\$")
 
 
 def _png(figure: Figure) -> str:
@@ -54,7 +62,7 @@ def latency_trend(trend: Trend, current_run: int) -> str:
                  zorder=5)
     axes.set_xticks(positions, [str(p.run_id) for p in trend.points], fontsize=7, rotation=90)
     series = trend.series
-    axes.set(title=f"{series.variant} on {series.device}\n{series.runtime}", xlabel="run",
+    axes.set(title=f"{_label(series.variant)} on {_label(series.device)}\n{_label(series.runtime)}", xlabel="run",
              ylabel="median latency (ms)")
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best")
@@ -64,31 +72,30 @@ def latency_trend(trend: Trend, current_run: int) -> str:
 
 def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
     axes.scatter(xs, ys, **style)
-    for x, y, name in zip(xs, ys, names):
-        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for x, y, name in zip(xs, ys, names, strict=True):
+        axes.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 
 def tradeoffs(report: NightlyReport, device: str) -> str | None:
     """Top-1 against median latency on `device`, and top-1 against file and gzip size; None if nothing ran."""
-    accuracy = {v["name"]: variant_accuracy(v) for v in report.variants}
+    top1 = {v["name"]: accuracy * 100 for v in report.variants if (accuracy := variant_accuracy(v)) is not None}
     timed = [(r["variant"], r["latency_median_ms"]) for r in report.results
-             if r["device"] == device and accuracy.get(r["variant"]) is not None]
+             if r["device"] == device and r["variant"] in top1]
     if not timed:
         return None
     figure = Figure(figsize=TRADEOFF_SIZE, layout="constrained")
     left, right = figure.subplots(1, 2)
     names = [name for name, _ in timed]
-    _annotated(left, [ms for _, ms in timed], [accuracy[n] * 100 for n in names], names, color=LINE_COLOR)
+    _annotated(left, [ms for _, ms in timed], [top1[n] for n in names], names, color=LINE_COLOR)
     left.set(title=f"top-1 vs median latency on {device}", xlabel="median latency (ms)", ylabel="top-1 (%)")
-    sized = [v for v in report.variants if v["bytes"] and accuracy[v["name"]] is not None]
-    top1 = [accuracy[v["name"]] * 100 for v in sized]
-    _annotated(right, [v["bytes"] / 1024 for v in sized], top1, [v["name"] for v in sized], color=LINE_COLOR,
-               label="file")
+    sized = [v for v in report.variants if v["bytes"] and v["name"] in top1]
+    _annotated(right, [v["bytes"] / 1024 for v in sized], [top1[v["name"]] for v in sized], [v["name"] for v in sized],
+               color=LINE_COLOR, label="file")
     gzipped = [v for v in sized if v["gzip_bytes"]]
-    right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [accuracy[v["name"]] * 100 for v in gzipped],
+    right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [top1[v["name"]] for v in gzipped],
                   marker="s", color=BASELINE_COLOR, label="gzip")
     for v in gzipped:  # a line from each file size to its gzip size: what sparsity saves on the wire
-        right.plot([v["bytes"] / 1024, v["gzip_bytes"] / 1024], [accuracy[v["name"]] * 100] * 2, color="#999",
+        right.plot([v["bytes"] / 1024, v["gzip_bytes"] / 1024], [top1[v["name"]]] * 2, color="#999",
                    linewidth=0.8, zorder=1)
     right.set(title="top-1 vs size", xlabel="size (KiB)", ylabel="top-1 (%)")
     right.legend(fontsize=8)
@@ -106,7 +113,7 @@ def energy(report: NightlyReport) -> str | None:
         return None
     figure = Figure(figsize=TREND_SIZE)
     axes = figure.subplots()
-    labels = [f"{r['variant']}\n{r['device']}" for r in measured]
+    labels = [f"{_label(r['variant'])}\n{_label(r['device'])}" for r in measured]
     colors = [THROTTLED_COLOR if r["throttled"] else LINE_COLOR for r in measured]
     axes.bar(range(len(measured)), [r["energy_mj_per_inference"] for r in measured], color=colors)
     axes.set_xticks(range(len(measured)), labels, fontsize=7)

@@ -6,11 +6,13 @@ the findings come from `check_run`, the only place that judges a change.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.variants import VARIANT_NAMES
+from pipeline.errors import UserError
 from pipeline.results import Finding, ResultsStore, Series
-from pipeline.results.manifest import VARIANTS as VARIANT_ORDER
 from pipeline.results.regression import IMPROVEMENT, NO_BASELINE, REGRESSION
 from pipeline.results.store import COMPLETE, FAILED, RUNNING
 
@@ -19,9 +21,9 @@ TREND_RUNS = 30  # latency points per trend plot: this run and the ones before i
 VERDICT_REGRESSION, VERDICT_OK, VERDICT_FAILED = "regression", "ok", "failed"
 RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "finished_at", "git_commit", "config_path", "host")
 VARIANT_FIELDS = ("name", "sha256", "bytes", "gzip_bytes", "sparsity", "float_accuracy", "int8_accuracy")
-RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes", "latency_median_ms", "latency_p90_ms",
-                 "latency_p99_ms", "throughput_ips", "accuracy", "energy_meter", "energy_mj_per_inference",
-                 "peak_rss_mb", "throttled")
+RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes",
+                 "latency_median_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "accuracy",
+                 "energy_meter", "energy_mj_per_inference", "peak_rss_mb", "throttled")
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,20 @@ def _result_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_report(store: ResultsStore, run_id: int, *, devices: list[str], findings: list[Finding],
-                 failures: list[Failure] = (), error: str | None = None) -> NightlyReport:
+                 failures: Sequence[Failure] = (), error: str | None = None) -> NightlyReport:
     """The report of one run from what the store holds for it."""
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"run {run_id} does not exist in {store.db.url}")
     rows = store.results(run_id=run_id, statuses=(COMPLETE, RUNNING, FAILED))
     results = [_result_row(row) for row in rows]
     latency = {(f.series.variant, f.series.device, f.series.runtime): f for f in findings
                if f.comparison.metric == "latency_ms"}
     series = list(dict.fromkeys(Series(r["variant"], r["device"], r["runtime"]) for r in results))
     trends = [_trend(store, s, run_id, latency.get((s.variant, s.device, s.runtime))) for s in series]
-    order = list(VARIANT_ORDER)  # float, ptq_int8, pqat_int8
-    variants = sorted(store.variants(run_id), key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
-    return NightlyReport(run=_pick(store.run(run_id), RUN_FIELDS), error=error, devices=list(devices),
+    order = list(VARIANT_NAMES)  # registry order: float first, then int8 by how much was done to it
+    variants = sorted(store.variants(run_id),
+                      key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
+    return NightlyReport(run=_pick(run, RUN_FIELDS), error=error, devices=list(devices),
                          variants=[_pick(v, VARIANT_FIELDS) for v in variants], results=results,
                          findings=list(findings), failures=list(failures), trends=trends)

@@ -52,7 +52,7 @@ def metric_unit(metric: str) -> str:
 
 
 def series_name(finding: Finding) -> str:
-    """'pqat_int8 on local (litert+xnnpack)', or just the variant for model-level metrics."""
+    """'<variant> on local (litert+xnnpack)', or just the variant for model-level metrics."""
     series = finding.series
     return series.variant if series.device is None else f"{series.variant} on {series.device} ({series.runtime})"
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.errors import UserError
 
@@ -21,6 +21,8 @@ ENV_VAR = "RESULTS_DB"
 DEFAULT_SQLITE_PATH = Path("results") / "results.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+SECRET_KEYS = ("password", "sslpassword")  # libpq parameters that hold secrets
+MASK = "***"
 
 Row = dict[str, Any]
 
@@ -43,13 +45,53 @@ class Database(Protocol):
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe to print or log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with every password (`user:pass@`, `?password=`, `?sslpassword=`) masked, safe to print or log."""
+    try:
+        parts = urlsplit(url)  # only splits: never parses the port, so a bad port cannot raise here
+    except ValueError:  # e.g. an unclosed IPv6 bracket; the text may hold a password, so show none of it
+        return f"{url.split(':', 1)[0]}://<not a valid URL>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if ":" in userinfo:
+        userinfo = f"{userinfo.split(':', 1)[0]}:{MASK}"
+    pairs = [f"{pair.split('=', 1)[0]}={MASK}" if unquote(pair.split("=", 1)[0]) in SECRET_KEYS else pair
+             for pair in parts.query.split("&")] if parts.query else []
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{hostport}", query="&".join(pairs)))
+
+
+def _scrub(text: str, url: str) -> str:
+    """A driver's message with the connection string and every password in it replaced (libpq echoes
+    whole URIs in some parse errors)."""
+    secrets = [url, *_passwords(url)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, redact_url(url) if secret == url else MASK)
+    return text
+
+
+def _passwords(url: str) -> list[str]:
+    """Password values as libpq reads them, plus their raw (percent-encoded) spelling in the URL."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    raw = [userinfo.split(":", 1)[1] for userinfo in [url.split("://", 1)[-1].rpartition("@")[0]] if ":" in userinfo]
+    raw += [pair.split("=", 1)[1] for pair in url.replace("?", "&").split("&")
+            if "=" in pair and unquote(pair.split("=", 1)[0]) in SECRET_KEYS]
+    try:
+        parsed = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - unparseable: the raw spellings are all there is
+        parsed = {}
+    return raw + [str(parsed[key]) for key in SECRET_KEYS if parsed.get(key)]
+
+
+def _is_conninfo(text: str) -> bool:
+    """True for a libpq `key=value` string, even a malformed one (it must never silently become a SQLite
+    file name): libpq parses it, or it holds one of libpq's own keywords followed by '='."""
+    from psycopg import pq
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(text))
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError for anything that is not conninfo
+        keywords = "|".join(option.keyword.decode() for option in pq.Conninfo.get_defaults())
+        return re.search(rf"(?:^|\s)(?:{keywords})\s*=", text) is not None
 
 
 def resolve_url(url: str | None) -> str:
@@ -63,9 +105,17 @@ def connect(url: str | None = None) -> Database:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in POSTGRES_SCHEMES:
         return PostgresDatabase(url)
-    if scheme in ("", "sqlite"):
-        return SqliteDatabase(url.removeprefix("sqlite://") if scheme else url)
-    raise UserError(f"unsupported results database URL scheme {scheme!r}: use postgresql://... or a SQLite file path")
+    if scheme not in ("", "sqlite"):
+        raise UserError(f"unsupported results database URL scheme {scheme!r}: "
+                        "use postgresql://... or a SQLite file path")
+    path = url.removeprefix("sqlite://") if scheme else url
+    if not path.isprintable():
+        raise UserError(f"the results database {ENV_VAR} / --db holds control characters or a line break; "
+                        "give a SQLite file path or a postgresql:// URL")
+    if _is_conninfo(path):  # not shown: it may hold a password
+        raise UserError(f"the results database {ENV_VAR} / --db is a libpq key=value string, which is not supported; "
+                        "write it as a URL: postgresql://user@host:port/dbname (password in ~/.pgpass or PGPASSWORD)")
+    return SqliteDatabase(path)
 
 
 class _SqliteTransaction:
@@ -92,7 +142,8 @@ class SqliteDatabase:
             self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
             self.connection.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as error:
-            raise UserError(f"cannot open the results database {self.path}: {error}; check the path and its permissions") from error
+            raise UserError(f"cannot open the results database {self.path}: {error}; "
+                            "check the path and its permissions") from error
 
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTransaction]:
@@ -142,8 +193,8 @@ class PostgresDatabase:
         try:
             self.connection = psycopg.connect(url, autocommit=True, row_factory=dict_row)
         except psycopg.Error as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(f"cannot connect to PostgreSQL at {self.url}: {reason}; check RESULTS_DB / --db") from error
+            reason = _scrub(str(error).strip(), url).splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"cannot connect to PostgreSQL at {self.url}: {reason}; check RESULTS_DB / --db") from None
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:

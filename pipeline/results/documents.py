@@ -59,13 +59,15 @@ def _number(document: Mapping[str, Any], path: str, source: str, required: bool 
     return float(value)
 
 
-def _text(document: Mapping[str, Any], path: str, source: str, required: bool = False) -> str | None:
+def _required_text(document: Mapping[str, Any], path: str, source: str) -> str:
     value = _field(document, path)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise _bad(source, path, "a non-empty string")
+    if not isinstance(value, str) or not value or "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse on both
+        raise _bad(source, path, "a non-empty string without NUL characters")
     return value
+
+
+def _text(document: Mapping[str, Any], path: str, source: str) -> str | None:
+    return None if _field(document, path) is None else _required_text(document, path, source)
 
 
 def _integer(document: Mapping[str, Any], path: str, source: str) -> int | None:
@@ -108,7 +110,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
     """Columns of the `benchmarks` table (less ids and times) taken from one agent document."""
     if not isinstance(document, Mapping):
         raise UserError(f"benchmark result {source}: expected a JSON object; {FIX_HINT}")
-    name = _text(document, "runtime.name", source, required=True)
+    name = _required_text(document, "runtime.name", source)
     delegate = _text(document, "delegate", source)
     threads = _integer(document, "threads", source)
     row: dict[str, Any] = {
@@ -117,7 +119,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
         "runtime_version": _text(document, "runtime.version", source),
         "delegate": delegate,
         "threads": threads,
-        "model_sha256": _text(document, "model.sha256", source, required=True),
+        "model_sha256": _required_text(document, "model.sha256", source),
         "model_bytes": _integer(document, "model.bytes", source),
         "warmup_runs": _integer(document, "warmup_runs", source),
         "invokes": _integer(document, "runs", source),
@@ -136,6 +138,8 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
         "latency_samples": pack_samples(_samples(document, "latency_samples_ms", source, required=True)),
         "energy_windows_mj": pack_samples(_samples(document, "energy.per_window_mj", source, required=False)),
         "document_json": _without_samples(document),
+        "reported_device": _text(document, "reported_device", source),
+        "mismatch": _text(document, "mismatch", source),
     }
     for field in LATENCY_FIELDS:
         row[f"latency_{field}_ms"] = _number(document, f"latency_ms.{field}", source, required=field == "median")
@@ -144,7 +148,7 @@ def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, An
     return row
 
 
-def device_fields(document: Mapping[str, Any], source: str = "") -> tuple[str, str | None, str | None]:
-    """(device name, hostname, arch) of the board that produced the result."""
-    return (_text(document, "device", source, required=True), _text(document, "hostname", source),
-            _text(document, "arch", source))
+def board_fields(document: Mapping[str, Any], source: str = "") -> tuple[str | None, str | None]:
+    """(hostname, arch) the board reported: evidence stored beside the result. Its name for itself
+    is never used as the device's identity (the inventory name is)."""
+    return _text(document, "hostname", source), _text(document, "arch", source)

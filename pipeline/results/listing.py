@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipeline.core.safe_text import table_cell
 from pipeline.results.db import Row
 
 
@@ -18,12 +19,12 @@ def _throttled(value: Any) -> str:
 # (header, row key, formatter, right-aligned)
 COLUMNS: tuple[tuple[str, str, Callable[[Any], str], bool], ...] = (
     ("run", "run_id", str, True),
-    ("name", "run", str, False),
-    ("started (UTC)", "run_started_at", lambda value: value[:16].replace("T", " "), False),
-    ("status", "status", str, False),
-    ("device", "device", str, False),
-    ("variant", "variant", str, False),
-    ("runtime", "runtime", str, False),
+    ("name", "run", table_cell, False),
+    ("started (UTC)", "run_started_at", lambda value: table_cell(value[:16].replace("T", " ")), False),
+    ("status", "status", table_cell, False),
+    ("device", "device", table_cell, False),
+    ("variant", "variant", table_cell, False),
+    ("runtime", "runtime", table_cell, False),
     ("median ms", "latency_median_ms", _number(3), True),
     ("p90 ms", "latency_p90_ms", _number(3), True),
     ("inf/s", "throughput_ips", _number(1), True),
@@ -42,5 +43,5 @@ def format_results(rows: Sequence[Row]) -> str:
     lines = []
     for line in cells:
         lines.append("  ".join(cell.rjust(width) if right else cell.ljust(width)
-                               for cell, width, right in zip(line, widths, numeric)).rstrip())
+                               for cell, width, right in zip(line, widths, numeric, strict=True)).rstrip())
     return "\n".join(lines)

@@ -37,7 +37,8 @@ LISTING_COLUMNS = (
     "b.latency_p90_ms AS latency_p90_ms, b.latency_p99_ms AS latency_p99_ms, b.latency_std_ms AS latency_std_ms, "
     "b.throughput_ips AS throughput_ips, b.peak_rss_mb AS peak_rss_mb, b.accuracy AS accuracy, "
     "b.energy_meter AS energy_meter, b.energy_mj_per_inference AS energy_mj_per_inference, "
-    "b.throttled AS throttled, b.started_at AS started_at, b.recorded_at AS recorded_at"
+    "b.throttled AS throttled, b.started_at AS started_at, b.recorded_at AS recorded_at, "
+    "b.reported_device AS reported_device, b.mismatch AS mismatch"
 )
 
 
@@ -62,7 +63,8 @@ def list_results(db: Database, *, device: str | None = None, variant: str | None
                  since: str | None = None, until: str | None = None, run_id: int | None = None,
                  statuses: Sequence[str] = (COMPLETE,), limit: int | None = None) -> list[Row]:
     """Benchmark results with their run and device, oldest run first; times are normalised UTC text."""
-    clauses, params = [f"r.status IN ({_placeholders(statuses)})"], list(statuses)
+    clauses = [f"r.status IN ({_placeholders(statuses)})"]
+    params: list[Any] = list(statuses)
     for clause, value in (("d.name = ?", device), ("b.variant = ?", variant), ("r.started_at >= ?", since),
                           ("r.started_at <= ?", until), ("r.id = ?", run_id)):
         if value is not None:
@@ -136,7 +138,7 @@ def _benchmark_history(db: Database, series: Series, metric: str, before_run: in
     value_column, samples_column = BENCHMARK_METRICS[metric]
     clauses, params = _run_filters(db, before_run, only_run, good_only, BENCHMARK_ORDER)
     clauses += ["b.device_id = (SELECT id FROM devices WHERE name = ?)", "b.variant = ?", "b.runtime = ?",
-                f"b.{value_column} IS NOT NULL"]
+                f"b.{value_column} IS NOT NULL", "b.mismatch IS NULL"]  # a contradicted result is no evidence
     params += [series.device, series.variant, series.runtime]
     if good_only:
         clauses.append("(b.throttled IS NULL OR b.throttled = 0)")
@@ -159,15 +161,17 @@ def _variant_history(db: Database, series: Series, metric: str, before_run: int 
 
 def _observation(row: Row) -> Observation:
     samples = unpack_samples(row["samples"])
-    return Observation(run_id=row["run_id"], value=float(row["value"]), samples=None if samples is None else tuple(samples),
+    return Observation(run_id=row["run_id"], value=float(row["value"]),
+                       samples=None if samples is None else tuple(samples),
                        throttled=bool(row["throttled"]), nightly=row["kind"] == NIGHTLY)
 
 
 def run_series(db: Database, run_id: int) -> list[tuple[Series, list[str]]]:
     """Every series a run has results for, with the metrics it measured there."""
     found: list[tuple[Series, list[str]]] = []
-    for row in db.query("SELECT DISTINCT d.name AS device, b.variant AS variant, b.runtime AS runtime FROM benchmarks b "
-                        "JOIN devices d ON d.id = b.device_id WHERE b.run_id = ? ORDER BY 1, 2, 3", (run_id,)):
+    for row in db.query("SELECT DISTINCT d.name AS device, b.variant AS variant, b.runtime AS runtime "
+                        "FROM benchmarks b JOIN devices d ON d.id = b.device_id "
+                        "WHERE b.run_id = ? ORDER BY 1, 2, 3", (run_id,)):
         found.append((Series(row["variant"], row["device"], row["runtime"]), list(BENCHMARK_METRICS)))
     for row in db.query("SELECT name FROM variants WHERE run_id = ? ORDER BY name", (run_id,)):
         found.append((Series(row["name"]), list(VARIANT_METRICS)))

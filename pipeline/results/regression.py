@@ -127,7 +127,8 @@ def _verdict(worse: bool, better: bool) -> str:
     return REGRESSION if worse else IMPROVEMENT if better else UNCHANGED
 
 
-def _sample_test(baseline: Sequence[Observation], current: Observation, rule: Rule) -> tuple[np.ndarray, np.ndarray] | None:
+def _sample_test(baseline: Sequence[Observation], current: Observation,
+                 rule: Rule) -> tuple[np.ndarray, np.ndarray] | None:
     """Pooled baseline samples and current samples, when the rule tests and every side has samples."""
     if rule.alpha is None or current.samples is None or any(o.samples is None for o in baseline):
         return None
@@ -137,8 +138,8 @@ def _sample_test(baseline: Sequence[Observation], current: Observation, rule: Ru
 def compare(metric: str, baseline: Sequence[Observation], current: Observation, rule: Rule) -> Comparison:
     """Judge `current` against `baseline` with `rule` (see the module docstring)."""
     runs = tuple(o.run_id for o in baseline)
-    fields = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
-                  current_throttled=current.throttled, rule=rule)
+    fields: dict[str, Any] = dict(metric=metric, baseline_runs=runs, current_run=current.run_id,
+                                  current_throttled=current.throttled, rule=rule)
     if not baseline or current.value is None:
         return Comparison(direction=NO_BASELINE, current=current.value, baseline=None, change=None, ratio=None,
                           p_value=None, baseline_iqr=None, baseline_spread=None, test="none", **fields)

@@ -117,9 +117,17 @@ MIGRATION_1 = (
     )""",
 )
 
+# The device name the board reported (evidence; the inventory name is the key) and why a result
+# contradicts the host's reference (NULL when it agrees): such a result never enters a baseline.
+MIGRATION_2 = (
+    "ALTER TABLE benchmarks ADD COLUMN reported_device TEXT",
+    "ALTER TABLE benchmarks ADD COLUMN mismatch TEXT",
+)
+
 # (version, what it does, statements); append new migrations, never edit applied ones.
 MIGRATIONS: tuple[tuple[int, str, Sequence[str]], ...] = (
     (1, "runs, devices, model variants, benchmark results, pinned baseline", MIGRATION_1),
+    (2, "benchmarks: device name the board reported, mismatch with the host's reference", MIGRATION_2),
 )
 
 

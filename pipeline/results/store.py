@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.errors import UserError
 from pipeline.results import queries
 from pipeline.results.db import Database, Row, Transaction, connect
-from pipeline.results.documents import benchmark_row, device_fields, unpack_samples
+from pipeline.results.documents import benchmark_row, board_fields, unpack_samples
 from pipeline.results.regression import Observation
 from pipeline.results.schema import migrate
 from pipeline.results.timeutil import utc_now
@@ -52,6 +52,10 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _insert(tx: Transaction, table: str, row: Mapping[str, Any]) -> int:
@@ -116,10 +120,16 @@ class ResultsStore:
             raise UserError(f"run {run_id} already has a variant {variant.name!r}: record each variant once")
         return _insert(tx, "variants", row)
 
-    def record_benchmark(self, run_id: int, variant: str, document: Mapping[str, Any], source: str = "") -> int:
-        """Store one device agent result (summary, raw samples, energy, state) in one transaction."""
+    def record_benchmark(self, run_id: int, variant: str, document: Mapping[str, Any], *, device: str,
+                         source: str = "") -> int:
+        """Store one device agent result (summary, raw samples, energy, state) in one transaction.
+
+        `device` is the inventory name the host connected to: the result's identity. What the board
+        says about itself (its `device` field) is kept as `reported_device`, never used as a key, so a
+        misconfigured or hostile board cannot write into another device's history."""
         row = benchmark_row(document, source or f"for {variant}")
-        device, hostname, arch = device_fields(document, source)
+        row["reported_device"] = row["reported_device"] or _text_or_none(document.get("device"))
+        hostname, arch = board_fields(document, source)
         now = utc_now()
         with self.db.transaction() as tx:
             run_started_at = self._require_running(tx, run_id)
@@ -197,7 +207,8 @@ class ResultsStore:
     def find_run(self, reference: str | int) -> Row:
         """A complete run by id, or the newest complete run with that name."""
         text = str(reference)
-        rows = (self.db.query("SELECT * FROM runs WHERE id = ?", (int(text),)) if text.isdigit() else
+        is_id = text.isascii() and text.isdigit() and len(text) <= 18  # fits a 64-bit id; '١٢' is a name
+        rows = (self.db.query("SELECT * FROM runs WHERE id = ?", (int(text),)) if is_id else
                 self.db.query("SELECT * FROM runs WHERE name = ? AND status = ? ORDER BY started_at DESC, id DESC",
                               (text, COMPLETE)))
         if not rows:

@@ -6,12 +6,16 @@ It accepts only the generated client key, listens only on loopback, and is stopp
 from __future__ import annotations
 
 import getpass
+import os
+import signal
 import socket
 import subprocess
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.devices.transport.local import process_table
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
@@ -74,6 +78,7 @@ class LoopbackSshd:
     client_key: Path
     user: str
     process: subprocess.Popen
+    command: tuple[str, ...] = ()  # how it was started, for `restart`
 
     def known_hosts_line(self) -> str:
         key_type, key_data = self.host_key.with_suffix(".pub").read_text().split()[:2]
@@ -88,6 +93,24 @@ class LoopbackSshd:
                 self.process.kill()
                 self.process.wait()
 
+    def crash(self) -> None:
+        """SIGKILL the listener and every session process under it, as a device crash would."""
+        doomed = [self.process.pid, *_descendants(self.process.pid)]
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start again with the same keys, port and config (after `stop` or `crash`)."""
+        log = self.root / "sshd.log"
+        with open(log, "a") as log_handle:
+            self.process = subprocess.Popen(list(self.command), stdout=log_handle, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        _wait_for_banner(self.address, self.port, self.process, log)
+
     def __enter__(self) -> LoopbackSshd:
         return self
 
@@ -95,22 +118,38 @@ class LoopbackSshd:
         self.stop()
 
 
-def start_sshd(root: Path, address: str = LISTEN_ADDRESS) -> LoopbackSshd:
-    """Generate keys and config under `root`, start sshd in the foreground and wait for its banner."""
+def _descendants(pid: int) -> list[int]:
+    """Every process started under `pid` (sshd sessions call setsid: they are in no common group)."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in process_table().items():
+        children.setdefault(parent, []).append(child)
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def start_sshd(root: Path, address: str = LISTEN_ADDRESS, port: int = 0,
+               prefix: tuple[str, ...] = ()) -> LoopbackSshd:
+    """Generate keys and config under `root`, start sshd in the foreground and wait for its banner.
+    `prefix` runs it under another command (e.g. `ip netns exec NAME`), then `port` must be given."""
     root.mkdir(parents=True, exist_ok=True)
     with suppress(PermissionError):  # not root: sshd's own error (in the log) says what it lacks
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     host_key = generate_key(root / "ssh_host_ed25519_key")
     client_key = generate_key(root / "client_ed25519")
     (root / "authorized_keys").write_text(client_key.with_suffix(".pub").read_text())
-    port = free_port(address)
+    port = port or free_port(address)
     config = root / "sshd_config"
     config.write_text(SSHD_CONFIG.format(address=address, port=port, host_key=host_key, root=root))
     log = root / "sshd.log"
+    command = (*prefix, SSHD, "-D", "-e", "-f", str(config))
     with open(log, "w") as log_handle:
-        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log_handle,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = LoopbackSshd(root, address, port, host_key, client_key, getpass.getuser(), process)
+        process = subprocess.Popen(list(command), stdout=log_handle, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    server = LoopbackSshd(root, address, port, host_key, client_key, getpass.getuser(), process, command)
     try:
         _wait_for_banner(address, port, process, log)
     except BaseException:

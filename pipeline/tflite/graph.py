@@ -18,15 +18,15 @@ from pipeline.errors import UserError
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
 DTYPE_NAMES = {value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
 OP_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-NUMPY_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
-                "int64": np.int64, "float16": np.float16, "float32": np.float32}
+NUMPY_DTYPES = {np.dtype(t).name: t for t in (np.int8, np.uint8, np.int16, np.int32, np.int64, np.float16, np.float32)}
+INT8, UINT8 = DTYPE_NAMES[schema.TensorType.INT8], DTYPE_NAMES[schema.TensorType.UINT8]  # dtype names, as TensorInfo
 
 
 @dataclass(frozen=True)
 class TensorInfo:
     index: int
     name: str
-    dtype: str  # "int8", "float32", ...
+    dtype: str  # the TFLite type in lower case: int8, float32, ...
     shape: tuple[int, ...]  # as stored (a dynamic batch is stored as 1)
     signature: tuple[int, ...]  # -1 marks a dimension only known at run time
     quantized: bool  # carries a quantization scale

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.tflite.graph import load_graph
+from pipeline.tflite.graph import INT8, load_graph
 
 KERNEL_OPS = {"CONV_2D": 1, "FULLY_CONNECTED": 1, "DEPTHWISE_CONV_2D": 1}  # op -> input index of its weights
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -26,7 +26,7 @@ def inspect_int8(path: Path) -> dict[str, Any]:
                             "zeros": int((weights.values == 0).sum())})
     return {
         "boundary_dtypes": sorted({tensor.dtype for tensor in boundary}),
-        "boundary_int8": bool(boundary) and all(tensor.dtype == "int8" for tensor in boundary),
+        "boundary_int8": bool(boundary) and all(tensor.dtype == INT8 for tensor in boundary),
         "float_ops": sorted(float_ops),
         "kernels": kernels,
         "op_counts": dict(Counter(op.name for op in graph.ops)),

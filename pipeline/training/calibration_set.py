@@ -15,46 +15,74 @@ from pipeline.core.npz import save_npz
 from pipeline.errors import UserError
 from pipeline.training.config import PipelineConfig
 from pipeline.training.datasets import load_dataset, split_indices
+from pipeline.training.image_set import ImageSet
 
 CALIBRATION_SEED = 20261126
 PER_CLASS = 50
+
+
+def stratified_positions(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Sorted positions of `per_class` items of every class (all of a smaller class), seeded."""
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([
+        rng.choice(np.flatnonzero(labels == cls), size=min(per_class, int(np.sum(labels == cls))), replace=False)
+        for cls in np.unique(labels)]))
+
+
+def draw_from_split(train: ImageSet, train_idx: np.ndarray, per_class: int = PER_CLASS,
+                    seed: int = CALIBRATION_SEED) -> dict:
+    """Calibration images from a training split (`train`, at positions `train_idx` of the dataset)."""
+    chosen = stratified_positions(train.labels, per_class, seed)
+    picked = train.select(chosen)
+    provenance = {"seed": seed, "per_class": per_class, "count": int(len(chosen)),
+                  "indices": train_idx[chosen].tolist(),
+                  "preprocessing": "none: raw uint8 NHWC pixels; the converter applies the model's x * scale + offset"}
+    if picked.streamed:
+        provenance["files"] = picked.paths.tolist()
+    return {"images": picked.to_array(), "labels": picked.labels, "provenance": provenance}
 
 
 def draw_calibration(config: PipelineConfig, per_class: int = PER_CLASS, seed: int = CALIBRATION_SEED) -> dict:
     """Pick `per_class` training-split images of every class; return arrays and provenance."""
     data_config = config.data.__class__(**{**config.section("data"), "train_limit": 0, "test_limit": 0})
     dataset = load_dataset(data_config, config.source)
-    train_idx, _ = split_indices(len(dataset.train_images), config.data.validation_size, config.run.seed)
-    rng = np.random.default_rng(seed)
-    labels = dataset.train_labels[train_idx]
-    chosen = np.sort(np.concatenate([
-        rng.choice(train_idx[labels == cls], size=per_class, replace=False) for cls in np.unique(labels)]))
-    provenance = {
+    train_idx, _ = split_indices(len(dataset.train), config.data.validation_size, config.run.seed)
+    drawn = draw_from_split(dataset.train.select(train_idx), train_idx, per_class, seed)
+    drawn["provenance"].update({
         "source_files": {str(path): sha256_file(path) for path in dataset.source_files},
         "split": f"training split of run seed {config.run.seed} with validation_size {config.data.validation_size}",
-        "seed": seed,
-        "per_class": per_class,
-        "count": int(len(chosen)),
-        "indices": chosen.tolist(),
-        "preprocessing": "none: raw uint8 NHWC pixels; the converter applies the model's x * scale + offset",
         "command": "make calibration",
-    }
-    return {"images": dataset.train_images[chosen], "labels": dataset.train_labels[chosen], "provenance": provenance}
+    })
+    return drawn
+
+
+def save_calibration(path: Path, drawn: dict) -> None:
+    """The images as .npz and their provenance as .json beside it."""
+    save_npz(path, images=drawn["images"], labels=drawn["labels"], indices=np.asarray(drawn["provenance"]["indices"]))
+    write_json(path.with_suffix(".json"), drawn["provenance"])
 
 
 def write_calibration(config: PipelineConfig) -> Path:
+    if not config.convert.calibration or config.data.format == "folder":
+        raise UserError(f"{config.source}: `make calibration` writes the file convert.calibration names for an "
+                        f"idx, cifar10 or npz dataset; with convert.calibration = \"\" the convert stage draws "
+                        f"the samples from the run's training split itself")
     path = Path(config.convert.calibration)
-    drawn = draw_calibration(config)
-    save_npz(path, images=drawn["images"], labels=drawn["labels"], indices=np.asarray(drawn["provenance"]["indices"]))
-    write_json(path.with_suffix(".json"), drawn["provenance"])
+    save_calibration(path, draw_calibration(config))
+    return path
+
+
+def existing_calibration(path: Path) -> Path:
+    """`path`, refused with the way to create it when it does not exist."""
+    if not path.is_file():
+        raise UserError(f"calibration file {path} not found; create it with `make calibration` "
+                        f"(or set convert.calibration in the config)")
     return path
 
 
 def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """The calibration images, checked against the model's input shape."""
-    if not path.is_file():
-        raise UserError(f"calibration file {path} not found; create it with `make calibration` "
-                        f"(or set convert.calibration in the config)")
+    existing_calibration(path)
     with np.load(path) as data:
         images = data["images"]
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(input_shape):

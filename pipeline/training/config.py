@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.names import check_name
 from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.core.toml_config import choice, in_range, read_toml, section_from_dict
 from pipeline.errors import UserError
@@ -21,7 +22,16 @@ MODEL_NAMES = ("resnet8", "ds_cnn", "mobilenet_v2")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRETRAIN_METHODS = ("simclr", "rotation", "none")
 QUANTIZE_METHODS = ("pqat", "qat", "ptq")
-DATA_FORMATS = ("idx", "cifar10")
+DATA_FORMATS = ("idx", "cifar10", "npz", "folder")
+COLORS = ("rgb", "grayscale")
+# tf.image.resize methods; the one used is recorded in the manifest for devices to repeat.
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
+# Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
+UPPER_LIMITS = {"model.width": 64, "pretrain.learning_rate": 10, "pretrain.temperature": 100,
+                "finetune.learning_rate": 10, "prune.learning_rate": 10, "quantize.learning_rate": 10,
+                **{f"{stage}.epochs": 100_000 for stage in ("pretrain", "finetune", "prune", "quantize")},
+                **{f"{stage}.batch_size": 1 << 20 for stage in ("pretrain", "finetune", "prune", "quantize")},
+                "pretrain.projection_dim": 1 << 16, "convert.eval_samples": 1 << 24}
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,12 @@ class DataConfig:
     validation_size: int = 5000  # images carved from the training split, never trained on
     train_limit: int = 0  # 0 = all; small values make tiny test runs
     test_limit: int = 0
+    # format = "folder" only: every image is decoded, converted to `color` and resized to image_size.
+    image_size: list = field(default_factory=list)  # [H, W]; required for folders
+    color: str = "rgb"
+    resize: str = "bilinear"
+    strict: bool = False  # refuse (instead of skipping and counting) images that do not decode
+    unlabeled_path: str = ""  # a folder of images without labels (any depth) added to pretraining
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ class QuantizeConfig:
 
 @dataclass(frozen=True)
 class ConvertConfig:
-    calibration: str = "calibration_data/fashion_mnist_train_500.npz"
+    calibration: str = ""  # representative samples file; "" = drawn from the run's training split
     eval_samples: int = 200  # labelled test images shipped with the model for on-device checks
 
 
@@ -112,10 +128,16 @@ class PipelineConfig:
         return dataclasses.asdict(getattr(self, name))
 
 
+def _setting(config: PipelineConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
 def validate(config: PipelineConfig) -> PipelineConfig:
     """Range and choice checks that types alone cannot express."""
     src = config.source
     choice(config.data.format, DATA_FORMATS, f"{src}: data.format")
+    _validate_images(config.data, src)
     choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
     choice(config.run.strategy, STRATEGIES, f"{src}: run.strategy")
     if config.model.path and config.model.builder:
@@ -123,8 +145,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
                         f"builder: an architecture to train)")
     choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
     choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
-    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction", low_open=True, high_open=False)
+    in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",
+             low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
+    if config.quantize.method == "pqat" and config.prune.target_sparsity == 0:  # see core/variants.compressed_name
+        raise UserError(f"{src}: quantize.method = 'pqat' preserves pruned zeros, but prune.target_sparsity = 0 "
+                        f"prunes nothing; use 'qat' for an unpruned model")
     positive = {
         "model.width": config.model.width,
         "pretrain.batch_size": config.pretrain.batch_size,
@@ -135,18 +161,38 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         "prune.batch_size": config.prune.batch_size,
         "prune.frequency": config.prune.frequency,
         "quantize.batch_size": config.quantize.batch_size,
+        "convert.eval_samples": config.convert.eval_samples,  # on-device accuracy needs at least one image
     }
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"{src}: {key} = {value!r} must be greater than 0")
     for key in ("pretrain.epochs", "prune.epochs", "quantize.epochs", "data.validation_size",
-                "data.train_limit", "data.test_limit", "convert.eval_samples"):
-        section, name = key.split(".")
-        if getattr(getattr(config, section), name) < 0:
+                "data.train_limit", "data.test_limit"):
+        if _setting(config, key) < 0:
             raise UserError(f"{src}: {key} must not be negative")
-    if not config.run.name or "/" in config.run.name:
-        raise UserError(f"{src}: run.name = {config.run.name!r} must be a non-empty name without '/'")
+    for key, limit in UPPER_LIMITS.items():
+        if _setting(config, key) > limit:
+            raise UserError(f"{src}: {key} = {_setting(config, key)!r} must be at most {limit:g}")
+    check_name(config.run.name, f"{src}: run.name")
     return config
+
+
+def _validate_images(data: DataConfig, src: str) -> None:
+    """The folder-only keys: a positive [H, W], a known color and resize method."""
+    choice(data.color, COLORS, f"{src}: data.color")
+    choice(data.resize, RESIZE_METHODS, f"{src}: data.resize")
+    size = data.image_size
+    if size and (len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise UserError(f"{src}: data.image_size = {size!r} must be [height, width], two positive integers")
+    if data.format == "folder" and not size:
+        raise UserError(f"{src}: data.image_size = [height, width] is required with data.format = \"folder\" "
+                        f"(images are resized to it)")
+    if data.format == "folder" and (data.train_limit or data.test_limit):
+        raise UserError(f"{src}: data.train_limit / test_limit do not apply to data.format = \"folder\"; "
+                        f"point data.path at a smaller folder instead")
+    if data.unlabeled_path and data.format != "folder":
+        raise UserError(f"{src}: data.unlabeled_path needs data.format = \"folder\" "
+                        f"(the npz format takes an x_unlabeled array instead)")
 
 
 def load_config(path: str | Path) -> PipelineConfig:

@@ -1,13 +1,17 @@
-"""Datasets as uint8 NHWC arrays: IDX files (MNIST layout) or CIFAR-10 python pickles.
+"""Datasets: IDX files (MNIST layout), CIFAR-10 python pickles, one .npz, or an image folder.
 
-The training split is divided into a training part and a validation part with a seeded
+The first three are uint8 NHWC arrays in memory; a folder is a list of image files that
+tf.data decodes as it goes (pipeline.training.image_set). Unless the folder has a val/ split,
+the training split is divided into a training part and a validation part with a seeded
 permutation; the test split is only ever used for final evaluation.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +19,8 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.training.config import DataConfig
+from pipeline.training.image_folder import TEST, TRAIN, VALIDATION, FolderSplit, scan_folder, scan_unlabeled
+from pipeline.training.image_set import UNLABELED, ImageDecoding, ImageSet
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -25,23 +31,31 @@ IDX_FILES = {
 CIFAR_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST_BATCH = "test_batch"
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
+NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    train_images: np.ndarray  # uint8 [N, H, W, C]
-    train_labels: np.ndarray  # int64 [N]
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    source_files: tuple[Path, ...]
+    train: ImageSet
+    test: ImageSet
+    source_files: tuple[Path, ...]  # what was read (for a folder: the folders; every file: see source_files)
+    validation: ImageSet | None = None  # a val/ folder; None = the data stage carves one from `train`
+    unlabeled: ImageSet | None = None  # extra images for self-supervised pretraining
+    class_names: tuple[str, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])
+        return self.train.image_shape
 
     @property
     def num_classes(self) -> int:
-        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+        if self.class_names:
+            return len(self.class_names)
+        return int(max(self.train.labels.max(), self.test.labels.max())) + 1
+
+
+def in_memory(images: np.ndarray, labels: np.ndarray) -> ImageSet:
+    return ImageSet(np.asarray(labels, dtype=np.int64), arrays=images)
 
 
 def _missing(path: Path, config_path: str) -> UserError:
@@ -73,15 +87,19 @@ def _find_idx(folder: Path, stem: str, config_path: str) -> Path:
     raise _missing(folder / f"{stem}.gz", config_path)
 
 
+def idx_source_files(folder: Path, config_path: str) -> tuple[Path, ...]:
+    """The four IDX files, gzipped or not, in IDX_FILES order."""
+    return tuple(_find_idx(folder, stem, config_path) for stem in IDX_FILES.values())
+
+
 def load_idx_dir(folder: Path, config_path: str) -> Dataset:
-    paths = {key: _find_idx(folder, stem, config_path) for key, stem in IDX_FILES.items()}
+    paths = dict(zip(IDX_FILES, idx_source_files(folder, config_path), strict=True))
     arrays = {key: read_idx(path) for key, path in paths.items()}
-    images = {key: arrays[key][..., None] if arrays[key].ndim == 3 else arrays[key] for key in ("train_images", "test_images")}
+    images = {key: arrays[key][..., None] if arrays[key].ndim == 3 else arrays[key]
+              for key in ("train_images", "test_images")}
     return Dataset(
-        train_images=images["train_images"].astype(np.uint8),
-        train_labels=arrays["train_labels"].astype(np.int64),
-        test_images=images["test_images"].astype(np.uint8),
-        test_labels=arrays["test_labels"].astype(np.int64),
+        train=in_memory(images["train_images"].astype(np.uint8), arrays["train_labels"]),
+        test=in_memory(images["test_images"].astype(np.uint8), arrays["test_labels"]),
         source_files=tuple(paths.values()),
     )
 
@@ -93,40 +111,172 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
-def load_cifar10_dir(folder: Path, config_path: str) -> Dataset:
-    paths = [folder / name for name in CIFAR_TRAIN_BATCHES + [CIFAR_TEST_BATCH]]
+def cifar10_source_files(folder: Path, config_path: str) -> tuple[Path, ...]:
+    """The five training batches, then the test batch."""
+    paths = tuple(folder / name for name in CIFAR_TRAIN_BATCHES + [CIFAR_TEST_BATCH])
     for path in paths:
         if not path.is_file():
             raise _missing(path, config_path)
+    return paths
+
+
+def load_cifar10_dir(folder: Path, config_path: str) -> Dataset:
+    paths = cifar10_source_files(folder, config_path)
     train = [_read_cifar_batch(path) for path in paths[:-1]]
     test_images, test_labels = _read_cifar_batch(paths[-1])
     return Dataset(
-        train_images=np.concatenate([images for images, _ in train]),
-        train_labels=np.concatenate([labels for _, labels in train]),
-        test_images=test_images,
-        test_labels=test_labels,
+        train=in_memory(np.concatenate([images for images, _ in train]),
+                        np.concatenate([labels for _, labels in train])),
+        test=in_memory(test_images, test_labels),
         source_files=tuple(paths),
     )
 
 
+def _npz_images(path: Path, name: str, array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] not in (1, 3) or not len(array):
+        raise UserError(f"{path}: {name} must be non-empty uint8 raw pixels [N, H, W] or [N, H, W, 1|3], "
+                        f"got {array.dtype} {list(array.shape)}; save the images before any scaling")
+    return array
+
+
+def _npz_labels(path: Path, name: str, labels: np.ndarray, count: int, classes: int | None) -> np.ndarray:
+    if labels.ndim != 1 or len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: {name} must be {count} integer class indices, "
+                        f"got {labels.dtype} {list(labels.shape)}")
+    if labels.min() < 0 or (classes is not None and labels.max() >= classes):
+        raise UserError(f"{path}: {name} holds labels outside [0, {classes or 'classes'}): "
+                        f"labels are class positions (in class_names when given)")
+    return labels.astype(np.int64)
+
+
+def load_npz_file(path: Path, config_path: str) -> Dataset:
+    """x_train, y_train, x_test, y_test (and optional x_unlabeled, class_names) from one .npz."""
+    if not path.is_file():
+        raise UserError(f"dataset file {path} not found: set data.path in {config_path} to an .npz holding "
+                        f"{', '.join(NPZ_REQUIRED)}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable .npz without pickled objects ({exc})") from None
+    missing = [name for name in NPZ_REQUIRED if name not in arrays]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: the npz format needs {', '.join(NPZ_REQUIRED)} "
+                        f"(x_unlabeled and class_names are optional)")
+    names = tuple(str(name) for name in arrays["class_names"]) if "class_names" in arrays else None
+    sets = {}
+    for split in ("train", "test"):
+        images = _npz_images(path, f"x_{split}", arrays[f"x_{split}"])
+        labels = _npz_labels(path, f"y_{split}", arrays[f"y_{split}"], len(images), len(names) if names else None)
+        sets[split] = in_memory(images, labels)
+    unlabeled = None
+    if "x_unlabeled" in arrays:
+        images = _npz_images(path, "x_unlabeled", arrays["x_unlabeled"])
+        unlabeled = in_memory(images, np.full(len(images), UNLABELED))
+    if sets["test"].image_shape != sets["train"].image_shape or (
+            unlabeled and unlabeled.image_shape != sets["train"].image_shape):
+        raise UserError(f"{path}: x_test and x_unlabeled must have the image shape of x_train "
+                        f"{list(sets['train'].image_shape)}")
+    return Dataset(sets["train"], sets["test"], (path,), unlabeled=unlabeled, class_names=names)
+
+
+def decoding_of(config: DataConfig) -> ImageDecoding:
+    return ImageDecoding(tuple(config.image_size), 1 if config.color == "grayscale" else 3, config.resize)
+
+
+def folder_dataset(config: DataConfig, class_names: tuple[str, ...], splits: dict[str, FolderSplit],
+                   unlabeled: np.ndarray | None) -> Dataset:
+    """A streamed Dataset from file lists (paths relative to data.path and data.unlabeled_path)."""
+    decoding = decoding_of(config)
+
+    def image_set(split: FolderSplit) -> ImageSet:
+        files = np.asarray([str(Path(config.path, name)) for name in split.files], dtype=str)
+        return ImageSet(split.labels, files=files, decoding=decoding)
+
+    extra = None
+    if unlabeled is not None:
+        files = np.asarray([str(Path(config.unlabeled_path, name)) for name in unlabeled], dtype=str)
+        extra = ImageSet(np.full(len(files), UNLABELED, dtype=np.int64), files=files, decoding=decoding)
+    folders = [Path(config.path)] + ([Path(config.unlabeled_path)] if config.unlabeled_path else [])
+    return Dataset(image_set(splits[TRAIN]), image_set(splits[TEST]), tuple(folders),
+                   validation=image_set(splits[VALIDATION]) if VALIDATION in splits else None,
+                   unlabeled=extra, class_names=class_names)
+
+
+def load_folder(config: DataConfig, config_path: str) -> Dataset:
+    """Scan an image folder (and data.unlabeled_path); nothing is decoded yet."""
+    class_names, splits = scan_folder(Path(config.path), config_path)
+    unlabeled = scan_unlabeled(Path(config.unlabeled_path), config_path) if config.unlabeled_path else None
+    return folder_dataset(config, class_names, splits, unlabeled)
+
+
 def load_dataset(config: DataConfig, config_path: str = "the config") -> Dataset:
-    """Load the configured dataset, cut to train_limit / test_limit when those are set."""
+    """Load the configured dataset, cut to train_limit / test_limit when those are set (array formats)."""
     folder = Path(config.path)
-    if not folder.is_dir():
+    if config.format == "folder":
+        return load_folder(config, config_path)
+    if config.format == "npz":
+        dataset = load_npz_file(folder, config_path)
+    elif not folder.is_dir():
         raise _missing(folder, config_path)
-    dataset = load_idx_dir(folder, config_path) if config.format == "idx" else load_cifar10_dir(folder, config_path)
-    train_n = config.train_limit or len(dataset.train_images)
-    test_n = config.test_limit or len(dataset.test_images)
-    return Dataset(
-        dataset.train_images[:train_n], dataset.train_labels[:train_n],
-        dataset.test_images[:test_n], dataset.test_labels[:test_n], dataset.source_files,
-    )
+    else:
+        dataset = load_idx_dir(folder, config_path) if config.format == "idx" else load_cifar10_dir(folder, config_path)
+    train_n = min(config.train_limit or len(dataset.train), len(dataset.train))
+    test_n = min(config.test_limit or len(dataset.test), len(dataset.test))
+    return dataclasses.replace(dataset, train=dataset.train.select(np.arange(train_n)),
+                               test=dataset.test.select(np.arange(test_n)))
+
+
+def _npz_source_files(config: DataConfig, config_path: str) -> tuple[Path, ...]:
+    path = Path(config.path)
+    if not path.is_file():
+        raise UserError(f"dataset file {path} not found: set data.path in {config_path} to an .npz holding "
+                        f"{', '.join(NPZ_REQUIRED)}")
+    return (path,)
+
+
+def _folder_source_files(config: DataConfig, config_path: str) -> tuple[Path, ...]:
+    """Every image file of the folder's splits, then of data.unlabeled_path."""
+    root = Path(config.path)
+    _, splits = scan_folder(root, config_path)
+    files = [root / name for split in splits.values() for name in split.files]
+    if config.unlabeled_path:
+        unlabeled = Path(config.unlabeled_path)
+        files += [unlabeled / name for name in scan_unlabeled(unlabeled, config_path)]
+    return tuple(files)
+
+
+def _in_folder(lister: Callable[[Path, str], tuple[Path, ...]]) -> Callable[[DataConfig, str], tuple[Path, ...]]:
+    def listed(config: DataConfig, config_path: str) -> tuple[Path, ...]:
+        folder = Path(config.path)
+        if not folder.is_dir():
+            raise _missing(folder, config_path)
+        return lister(folder, config_path)
+    return listed
+
+
+# Per data.format, the files its loader reads, listed without decoding them: what the data stage's
+# cache key hashes (by content, in about 0.1 s for Fashion-MNIST). Every format needs one.
+SOURCE_LISTERS: dict[str, Callable[[DataConfig, str], tuple[Path, ...]]] = {
+    "idx": _in_folder(idx_source_files),
+    "cifar10": _in_folder(cifar10_source_files),
+    "npz": _npz_source_files,
+    "folder": _folder_source_files,
+}
+
+
+def source_files(config: DataConfig, config_path: str = "the config") -> tuple[Path, ...]:
+    """The files the configured dataset is read from (for a folder: every image file)."""
+    return SOURCE_LISTERS[config.format](config, config_path)
 
 
 def split_indices(n: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the training set into (train, validation) indices."""
     if validation_size >= n:
-        raise UserError(f"data.validation_size = {validation_size} leaves no training images (the training split has {n})")
+        raise UserError(f"data.validation_size = {validation_size} leaves no training images "
+                        f"(the training split has {n})")
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[validation_size:]), np.sort(order[:validation_size])
 

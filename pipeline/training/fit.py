@@ -1,4 +1,8 @@
-"""Shared training plumbing: tf.data input pipelines, a progress bar, seeding, evaluation."""
+"""Shared training plumbing: tf.data input pipelines, a progress bar, seeding, evaluation.
+
+Every function takes an ImageSet, so the same code trains on arrays in memory and on image
+files decoded by tf.data while training runs.
+"""
 from __future__ import annotations
 
 import sys
@@ -8,9 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from models import outputs_probabilities
-from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.image_set import ImageSet, model_input
 
 EVAL_BATCH = 512
 
@@ -19,10 +23,10 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
+def labeled_dataset(images: ImageSet, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
     """Shuffled, batched (float image, label) pairs; light augmentation when asked."""
-    ds = tf.data.Dataset.from_tensor_slices((to_float(images), labels))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ds = images.dataset(labelled=True, shuffle_seed=seed).batch(batch_size)
+    ds = ds.map(lambda x, y: (model_input(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if augmented:
         ds = ds.map(lambda x, y: (augment(x, FINETUNE_STRENGTH), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -31,13 +35,14 @@ def labeled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, see
 class ProgressBar(keras.callbacks.Callback):
     """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
 
+    bar: tqdm  # opened by on_train_begin, closed by on_train_end
+
     def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
         super().__init__()
         self.description = description
         self.total = epochs * steps_per_epoch
         self.epochs = epochs
         self.batch_size = batch_size
-        self.bar: tqdm | None = None
         self.started = 0.0
         self.images_per_second = 0.0
 
@@ -52,7 +57,8 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
         if logs:
-            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **{k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+            metrics = {name: f"{value:.3f}" for name, value in logs.items()}
+            self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **metrics, refresh=False)
 
     def on_train_end(self, logs=None):
         elapsed = time.perf_counter() - self.started
@@ -68,10 +74,11 @@ def fit(model: keras.Model, dataset: tf.data.Dataset, epochs: int, steps_per_epo
     return progress.images_per_second
 
 
-def keras_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of a Keras classifier (logits output) on uint8 images."""
-    logits = model.predict(to_float(images), batch_size=EVAL_BATCH, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=1) == labels))
+def keras_accuracy(model: keras.Model, images: ImageSet) -> float:
+    """Top-1 accuracy of a Keras classifier (logits output) on a labelled image set, streamed in batches."""
+    ds = images.dataset(labelled=False).batch(EVAL_BATCH).map(model_input).prefetch(tf.data.AUTOTUNE)
+    logits = model.predict(ds, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == images.labels))
 
 
 def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: int) -> None:
@@ -85,11 +92,11 @@ def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: in
     )
 
 
-def train_on_labels(model: keras.Model, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
+def train_on_labels(model: keras.Model, images: ImageSet, *, epochs: int, batch_size: int,
                     learning_rate: float, seed: int, augmented: bool, description: str,
                     callbacks: list | None = None) -> float:
     """The one supervised recipe of fine-tuning, pruning and QAT: compile, batch, fit; images per second."""
     steps = -(-len(images) // batch_size)
     compile_classifier(model, learning_rate, epochs * steps)
-    dataset = labeled_dataset(images, labels, batch_size, seed, augmented)
+    dataset = labeled_dataset(images, batch_size, seed, augmented)
     return fit(model, dataset, epochs, steps, batch_size, description, callbacks)

@@ -25,7 +25,7 @@ def _check(model: keras.Model, origin: str, config: PipelineConfig, input_shape:
     return model
 
 
-def new_classifier(config: PipelineConfig, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def new_classifier(config: PipelineConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """An untrained classifier: the user's builder's, else the named built-in architecture."""
     if config.model.builder:
         model = build_with(config.model.builder, input_shape, num_classes)

@@ -37,7 +37,9 @@ def polynomial_schedule(target: float, total_steps: int, frequency: int) -> tfmo
 def wrap_for_pruning(model: keras.Model, schedule) -> keras.Model:
     """A copy of `model` with every prunable layer wrapped by prune_low_magnitude."""
     def wrap(layer):
-        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule) if is_prunable(layer) else layer
+        if not is_prunable(layer):
+            return layer
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     return keras.models.clone_model(model, clone_function=wrap)
 

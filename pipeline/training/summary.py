@@ -1,7 +1,8 @@
-"""The table printed at the end of a run: float vs int8 accuracy, size, gzip size, sparsity."""
+"""The table printed at the end of a run: every variant it made, with accuracy, size, gzip size and sparsity."""
 from __future__ import annotations
 
 from pipeline.core.artifacts import Manifest
+from pipeline.core.variants import RunVariants, variant
 
 
 def _pct(value) -> str:
@@ -15,28 +16,27 @@ def _kb(value) -> str:
 def print_summary(manifest: Manifest) -> None:
     m = manifest.data.get("metrics", {})
     print(f"\nrun {manifest.data.get('run')}  ({manifest.path})")
+    if manifest.data.get("class_names"):
+        print(f"classes: {', '.join(manifest.data['class_names'])}")
     if "ssl_accuracy" in m or "scratch_accuracy" in m:
         print(f"label fraction {m.get('label_fraction')}: SSL-pretrained {_pct(m.get('ssl_accuracy'))}"
               f" vs from scratch {_pct(m.get('scratch_accuracy'))} (test top-1, float Keras)")
     if "model_accuracy" in m:
         print(f"model.path {m.get('model_path')}: {_pct(m['model_accuracy'])} test top-1 as given "
               f"(pretraining and fine-tuning skipped)")
-    if "int8_accuracy" not in m:
+    if "variants" not in m:
         return
-    rows = [
-        ("float TFLite (fine-tuned)", m.get("float_tflite_accuracy"), m.get("float_tflite_bytes"),
-         m.get("float_tflite_gzip_bytes"), None),
-        ("PTQ int8 (unpruned)", m.get("ptq_int8_accuracy"), m.get("ptq_int8_tflite_bytes"),
-         m.get("ptq_int8_tflite_gzip_bytes"), m.get("ptq_int8_tflite_sparsity")),
-        ("pruned float (Keras)", m.get("float_accuracy"), None, None, m.get("sparsity")),
-        (f"{m.get('quantize_method', 'int8').upper()} int8 (pruned)", m.get("int8_accuracy"), m.get("tflite_bytes"),
-         m.get("tflite_gzip_bytes"), m.get("tflite_sparsity")),
-    ]
-    header = f"{'model':<28} {'top-1':>8} {'size':>10} {'gzip':>10} {'sparsity':>9}"
+    run = RunVariants(manifest.run_dir)
+    header = f"{'variant':<16} {'top-1':>8} {'size':>10} {'gzip':>10} {'sparsity':>9} {'source top-1':>13}"
     print(header)
     print("-" * len(header))
-    for name, accuracy, size, gz, sparsity in rows:
-        print(f"{name:<28} {_pct(accuracy):>8} {_kb(size):>10} {_kb(gz):>10} {_pct(sparsity):>9}")
-    drop = m["float_accuracy"] - m["int8_accuracy"]
-    print(f"int8 vs pruned float: {100 * drop:+.2f} points lost; "
-          f"boundary int8: {m.get('int8_boundary_ok')}, float ops left: {m.get('int8_float_ops')}")
+    for name in run.names():
+        own = run.metrics_of(name)
+        print(f"{name:<16} {_pct(own['accuracy']):>8} {_kb(own['bytes']):>10} {_kb(own['gzip_bytes']):>10} "
+              f"{_pct(own.get('tflite_sparsity')):>9} {_pct(own['source_float_accuracy']):>13}")
+    for name in run.names():
+        print(f"  {name}: {variant(name).description}")
+    compressed = run.compressed()
+    own = run.metrics_of(compressed)
+    print(f"{compressed} vs its source: {100 * (own['accuracy'] - own['source_float_accuracy']):+.2f} points; "
+          f"boundary int8: {own.get('boundary_ok')}, float ops left: {own.get('float_ops')}")

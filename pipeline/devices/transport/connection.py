@@ -14,11 +14,33 @@ from pipeline.devices.inventory import DeviceProfile
 from pipeline.errors import UserError
 
 STDERR_TAIL_LINES = 3  # how much of a failed command's stderr an error message shows
+MAX_STDOUT_BYTES = 64 << 20  # far above an agent document (about 2 MB with 100,000 latency samples)
+MAX_STDERR_BYTES = 1 << 20  # only its last lines are ever shown
 
 
 class DeviceError(UserError):
     """A failure on one device (unreachable, refused key, agent error): reported for that device,
     while the other devices go on."""
+
+
+class BoundedOutput:
+    """A command's stdout up to MAX_STDOUT_BYTES (more is an error: a board cannot fill the host's
+    memory) and the last MAX_STDERR_BYTES of its stderr."""
+
+    def __init__(self, device: str, command: str):
+        self.device, self.command = device, command
+        self.stdout, self.stderr = bytearray(), bytearray()
+
+    def add_stdout(self, chunk: bytes) -> None:
+        self.stdout += chunk
+        if len(self.stdout) > MAX_STDOUT_BYTES:
+            raise DeviceError(f"device {self.device}: `{self.command}` printed more than {MAX_STDOUT_BYTES >> 20} MiB "
+                              f"on stdout; stopped reading it (an agent document is far smaller: check the "
+                              f"device's agent and python)")
+
+    def add_stderr(self, chunk: bytes) -> None:
+        self.stderr += chunk
+        del self.stderr[:-MAX_STDERR_BYTES]
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,7 @@ class Connection(ABC):
     def __init__(self, profile: DeviceProfile):
         self.profile = profile
         self.name = profile.name
+        self.cancelled = False  # set by `cancel`: no new command starts
 
     @property
     @abstractmethod
@@ -58,8 +81,18 @@ class Connection(ABC):
     def get(self, remote: str, local: Path) -> None:
         """Copy a file from the device to a local path."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract: most transports override it, some need not
         """Release the transport; the default has nothing to release."""
+
+    def cancel(self) -> None:
+        """Stop this device's work from another thread (Ctrl-C): running commands end with a
+        DeviceError and no new one starts."""
+        self.cancelled = True
+        self.close()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise DeviceError(f"device {self.name}: cancelled (interrupted)")
 
     def time_limit(self, timeout: float | None) -> float:
         return self.profile.command_timeout_s if timeout is None else timeout

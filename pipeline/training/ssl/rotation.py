@@ -12,7 +12,8 @@ ROTATIONS = 4
 def rotate_batch(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Rotate each image by a random multiple of 90 degrees; return images and the multiples."""
     labels = tf.random.uniform([tf.shape(images)[0]], 0, ROTATIONS, dtype=tf.int32)
-    rotated = tf.map_fn(lambda pair: tf.image.rot90(pair[0], pair[1]), (images, labels), fn_output_signature=images.dtype)
+    rotated = tf.map_fn(lambda pair: tf.image.rot90(pair[0], pair[1]), (images, labels),
+                        fn_output_signature=images.dtype)
     return rotated, labels
 
 
@@ -29,7 +30,8 @@ def make_train_step(encoder: keras.Model, head: keras.Model, optimizer):
     def step(images: tf.Tensor) -> tf.Tensor:
         rotated, labels = rotate_batch(augment(images, FINETUNE_STRENGTH))
         with tf.GradientTape() as tape:
-            loss = loss_fn(labels, head(encoder(rotated, training=True), training=True)) + tf.add_n(encoder.losses or [0.0])
+            logits = head(encoder(rotated, training=True), training=True)
+            loss = loss_fn(labels, logits) + tf.add_n(encoder.losses or [0.0])
         optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables, strict=True))
         return loss
 

@@ -1,1 +1,2 @@
-"""Training stages: each a `run(ctx) -> StageOutput` from earlier artifacts to its own (see pipeline/training/runner.py)."""
+"""Training stages: each a `run(ctx) -> StageOutput` from earlier artifacts to its own
+(see pipeline/training/runner.py)."""

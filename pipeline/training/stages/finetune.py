@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.core.tf_env import keras
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.image_set import ImageSet
 from pipeline.training.model_source import new_classifier, new_encoder, skip_reason, trained_classifier
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
 
 
-def train_classifier(ctx: StageContext, data: RunData, images: np.ndarray, labels: np.ndarray,
-                     encoder_weights: Path | None, label: str) -> tuple[keras.Model, float]:
+def train_classifier(ctx: StageContext, data: RunData, images: ImageSet, encoder_weights: Path | None,
+                     label: str) -> tuple[keras.Model, float]:
     """Train one classifier with the stage's recipe; return it and its training throughput."""
     cfg = ctx.config.finetune
     strategy = training_strategy(ctx.config.run.strategy)
@@ -31,7 +30,7 @@ def train_classifier(ctx: StageContext, data: RunData, images: np.ndarray, label
         model = new_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
         if encoder_weights is not None:
             new_encoder(ctx.config, model).load_weights(encoder_weights)
-        throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
                                      augmented=cfg.augment, description=f"finetune ({label})")
     return model, throughput
@@ -44,8 +43,8 @@ def _enter_trained(ctx: StageContext, data: RunData) -> StageOutput:
     model.save(classifier_path, include_optimizer=False)
     metrics = {
         "model_path": ctx.config.model.path,
-        "model_accuracy": keras_accuracy(model, data.dataset.test_images, data.dataset.test_labels),
-        "model_val_accuracy": keras_accuracy(model, data.val_images, data.val_labels),
+        "model_accuracy": keras_accuracy(model, data.test),
+        "model_val_accuracy": keras_accuracy(model, data.validation),
     }
     return StageOutput({"classifier": classifier_path}, metrics, {"skipped": skip_reason(ctx.config)})
 
@@ -54,26 +53,25 @@ def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
     if ctx.config.model.path:
         return _enter_trained(ctx, data)
-    pretrained = ctx.manifest.stage("pretrain")["outputs"].get("encoder")
+    pretrained = ctx.manifest.stage_outputs("pretrain").get("encoder")
     encoder_weights = ctx.input("pretrain", "encoder") if pretrained else None
     label = "ssl" if encoder_weights else "scratch"
-    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
-    model, throughput = train_classifier(ctx, data, images, labels, encoder_weights, label)
+    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    model, throughput = train_classifier(ctx, data, images, encoder_weights, label)
     classifier_path = ctx.out_dir / "classifier.h5"
     model.save(classifier_path)
-    test_images, test_labels = data.dataset.test_images, data.dataset.test_labels
     metrics = {
         "label_fraction": ctx.config.finetune.label_fraction,
-        "labeled_images": len(labels),
-        f"{label}_accuracy": keras_accuracy(model, test_images, test_labels),
-        f"{label}_val_accuracy": keras_accuracy(model, data.val_images, data.val_labels),
+        "labeled_images": len(images),
+        f"{label}_accuracy": keras_accuracy(model, data.test),
+        f"{label}_val_accuracy": keras_accuracy(model, data.validation),
         "finetune_images_per_s": round(throughput, 1),
     }
     artifacts = {"classifier": classifier_path}
     if encoder_weights and ctx.config.finetune.scratch_baseline:
-        scratch, _ = train_classifier(ctx, data, images, labels, None, "scratch")
-        metrics["scratch_accuracy"] = keras_accuracy(scratch, test_images, test_labels)
-        metrics["scratch_val_accuracy"] = keras_accuracy(scratch, data.val_images, data.val_labels)
+        scratch, _ = train_classifier(ctx, data, images, None, "scratch")
+        metrics["scratch_accuracy"] = keras_accuracy(scratch, data.test)
+        metrics["scratch_val_accuracy"] = keras_accuracy(scratch, data.validation)
     if "scratch_accuracy" in metrics and "ssl_accuracy" in metrics:
         metrics["ssl_gain"] = metrics["ssl_accuracy"] - metrics["scratch_accuracy"]
     return StageOutput(artifacts, metrics)

@@ -1,4 +1,5 @@
-"""Stage 2: self-supervised pretraining of the encoder on the unlabeled training images.
+"""Stage 2: self-supervised pretraining of the encoder on the training images (labels unused)
+plus the unlabeled images of data.unlabeled_path or the npz's x_unlabeled.
 
 The encoder is the classifier's own layers up to its classification head (see
 pipeline.training.model_source.new_encoder), so its weights load in layer order into the
@@ -14,11 +15,11 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras, tf
 from pipeline.errors import UserError
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import seed_everything
+from pipeline.training.image_set import ImageSet, model_input
 from pipeline.training.model_source import new_classifier, new_encoder, skip_reason
 from pipeline.training.ssl import rotation, simclr
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -34,12 +35,12 @@ def _distributed(step, strategy: tf.distribute.Strategy):
     return distributed_step
 
 
-def _train(step, images: np.ndarray, epochs: int, batch_size: int, seed: int,
+def _train(step, images: ImageSet, epochs: int, batch_size: int, seed: int,
            strategy: tf.distribute.Strategy) -> tuple[float, float]:
     """Run `step` over shuffled global batches; return (last epoch's mean loss, images per second)."""
     dataset = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices(to_float(images))
-        .shuffle(len(images), seed=seed).batch(batch_size, drop_remainder=True).prefetch(2))
+        images.dataset(labelled=False, shuffle_seed=seed).batch(batch_size, drop_remainder=True)
+        .map(model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     step = _distributed(step, strategy)
     steps = len(images) // batch_size
     started, epoch_loss = time.perf_counter(), float("nan")
@@ -74,7 +75,7 @@ def run(ctx: StageContext) -> StageOutput:
         else:
             head = rotation.rotation_head(feature_dim)
             step = rotation.make_train_step(encoder, head, optimizer)
-    images = data.train_images
+    images = data.pretraining
     if len(images) < cfg.batch_size:
         raise UserError(f"{ctx.config.source}: pretrain.batch_size = {cfg.batch_size} is larger than the "
                         f"{len(images)} training images; lower it")
@@ -82,5 +83,5 @@ def run(ctx: StageContext) -> StageOutput:
     encoder_path = ctx.out_dir / "encoder.h5"
     encoder.save_weights(encoder_path)
     metrics = {"pretrain_method": cfg.method, "pretrain_loss": round(loss, 4),
-               "pretrain_images_per_s": round(throughput, 1)}
+               "pretrain_images": len(images), "pretrain_images_per_s": round(throughput, 1)}
     return StageOutput({"encoder": encoder_path}, metrics)

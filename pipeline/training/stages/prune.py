@@ -2,9 +2,12 @@
 
 PolynomialDecay ramps sparsity from 0 to the target; UpdatePruningStep advances it every
 batch; strip_pruning removes the wrappers so the zeros are plain weights, ready for PQAT,
-conversion and size measurement.
+conversion and size measurement. A target of 0 passes the fine-tuned model through untouched,
+so an "unpruned" variant (pipeline/core/variants.py) is exactly the fine-tuned model.
 """
 from __future__ import annotations
+
+import shutil
 
 from pipeline.core.tf_env import tfmot
 from pipeline.training.distribute import training_strategy
@@ -21,26 +24,29 @@ def run(ctx: StageContext) -> StageOutput:
     strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
-    steps = -(-len(images) // cfg.batch_size)
-    with strategy.scope():
-        model = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
-        if cfg.target_sparsity > 0:
-            check_prunable(model)
-            schedule = polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency)
-            model = wrap_for_pruning(model, schedule)
-        throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                     learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                     augmented=ctx.config.finetune.augment, description="prune",
-                                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-    stripped = tfmot.sparsity.keras.strip_pruning(model)
+    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     pruned_path = ctx.out_dir / "pruned.h5"
-    stripped.save(pruned_path, include_optimizer=False)
+    if cfg.target_sparsity == 0:
+        shutil.copyfile(ctx.input("finetune", "classifier"), pruned_path)
+        stripped, throughput = load_stage_model(pruned_path, ctx.config), None
+    else:
+        steps = -(-len(images) // cfg.batch_size)
+        with strategy.scope():
+            model = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+            check_prunable(model)
+            model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
+                                                                cfg.frequency))
+            throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                         learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                         augmented=ctx.config.finetune.augment, description="prune",
+                                         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        stripped = tfmot.sparsity.keras.strip_pruning(model)
+        stripped.save(pruned_path, include_optimizer=False)
     metrics = {
         "target_sparsity": cfg.target_sparsity,
         "sparsity": overall_sparsity(stripped),
         "sparsity_per_layer": kernel_sparsity(stripped),
-        "pruned_val_accuracy": keras_accuracy(stripped, data.val_images, data.val_labels),
-        "prune_images_per_s": round(throughput, 1),
+        "pruned_val_accuracy": keras_accuracy(stripped, data.validation),
+        "prune_images_per_s": None if throughput is None else round(throughput, 1),
     }
     return StageOutput({"pruned": pruned_path}, metrics)

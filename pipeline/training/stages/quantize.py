@@ -42,18 +42,18 @@ def run(ctx: StageContext) -> StageOutput:
     strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images, labels = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     with strategy.scope():
         pruned = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
         check_quantizable(pruned)
         model = quantize_aware(pruned, cfg.method)
-        throughput = train_on_labels(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
                                      augmented=ctx.config.finetune.augment, description=cfg.method)
     model.save(out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,
-        "qat_val_accuracy": keras_accuracy(model, data.val_images, data.val_labels),
+        "qat_val_accuracy": keras_accuracy(model, data.validation),
         "quantize_images_per_s": round(throughput, 1),
     }
     return StageOutput({"quantize_ready": out_path}, metrics)
