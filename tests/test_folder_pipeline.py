@@ -47,10 +47,12 @@ def test_every_stage_runs_on_the_folder_and_names_its_classes(folder_run):
     assert metrics["unlabeled_images"] == 60 and metrics["pretrain_images"] == 105 + 60
     assert data["preprocessing"]["input_shape"] == [32, 32, 3] and data["preprocessing"]["resize"] == "bilinear"
     assert data["preprocessing"]["color"] == "rgb" and data["preprocessing"]["std"] == [255.0] * 3
-    interpreter = load_interpreter(manifest.run_dir / data["artifacts"]["int8_tflite"])
+    compressed = metrics["compressed_variant"]
+    interpreter = load_interpreter(manifest.run_dir / data["artifacts"][f"{compressed}_tflite"])
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 32, 32, 3]
-    assert metrics["int8_boundary_ok"] and metrics["int8_float_ops"] == []
-    with np.load(manifest.run_dir / data["artifacts"]["int8_samples"]) as samples:
+    numbers = metrics["variants"][compressed]
+    assert numbers["boundary_ok"] and numbers["float_ops"] == []
+    with np.load(manifest.run_dir / data["artifacts"][f"{compressed}_samples"]) as samples:
         assert samples["class_names"].tolist() == list(CLASS_NAMES) and samples["images"].shape == (20, 32, 32, 3)
         assert np.bincount(samples["labels"]).tolist() == [7, 7, 6]  # spread over the class-ordered test files
 

@@ -43,8 +43,20 @@ def test_only_edge_friendly_layer_types():
 
 
 def test_unknown_model_lists_choices():
-    with pytest.raises(ValueError, match="choose one of: ds_cnn, resnet8"):
+    with pytest.raises(ValueError, match="choose one of: ds_cnn, mobilenet_v2, resnet8"):
         build_classifier("vgg", (28, 28, 1), 10)
+
+
+@pytest.mark.parametrize("shape", [(96, 96, 3), (32, 32, 3)])
+def test_mobilenet_v2_is_one_flat_graph_at_any_static_size(shape):
+    model = build_classifier("mobilenet_v2", shape, 3, width=0.35)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "TF-MOT refuses nested models"
+    assert model.input_shape == (None, *shape) and model.output_shape == (None, 3)
+    assert encoder_of(model).output_shape == model.get_layer(FEATURES_LAYER).output_shape
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"DepthwiseConv2D", "ZeroPadding2D", "ReLU", "BatchNormalization"} <= kinds
+    assert max(layer.max_value for layer in model.layers if isinstance(layer, keras.layers.ReLU)) == 6.0  # ReLU6
+    assert model.count_params() < build_classifier("mobilenet_v2", shape, 3, width=1.0).count_params()
 
 
 def test_ds_cnn_trains_and_converts_to_full_int8(tmp_path):

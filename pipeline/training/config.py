@@ -18,7 +18,8 @@ from pipeline.core.toml_config import choice, in_range, read_toml, section_from_
 from pipeline.errors import UserError
 
 DEFAULT_DATASET = "/usr/share/datasets/fashion-mnist"
-MODEL_NAMES = ("resnet8", "ds_cnn")
+MODEL_NAMES = ("resnet8", "ds_cnn", "mobilenet_v2")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRETRAIN_METHODS = ("simclr", "rotation", "none")
 QUANTIZE_METHODS = ("pqat", "qat", "ptq")
 DATA_FORMATS = ("idx", "cifar10", "npz", "folder")
@@ -38,6 +39,9 @@ class RunConfig:
     name: str = DEFAULT_RUN
     seed: int = 1234
     build_dir: str = DEFAULT_BUILD_DIR
+    # tf.distribute for the training stages: auto = multi_worker when TF_CONFIG names several
+    # workers, mirrored over the local GPUs when there are two or more, else the default strategy.
+    strategy: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet8"
-    width: float = 1.0  # filter multiplier
+    width: float = 1.0  # filter multiplier (MobileNet's `alpha` for mobilenet_v2)
+    path: str = ""  # a trained classifier (.keras, .h5, SavedModel folder) that enters at pruning
+    builder: str = ""  # "package.module:function", (input_shape, num_classes) -> keras.Model
+    encoder_layer: str = ""  # the encoder's last layer; default: the input of the last Dense layer
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,10 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     choice(config.data.format, DATA_FORMATS, f"{src}: data.format")
     _validate_images(config.data, src)
     choice(config.model.name, MODEL_NAMES, f"{src}: model.name")
+    choice(config.run.strategy, STRATEGIES, f"{src}: run.strategy")
+    if config.model.path and config.model.builder:
+        raise UserError(f"{src}: model.path and model.builder are both set; keep one (path: a trained model, "
+                        f"builder: an architecture to train)")
     choice(config.pretrain.method, PRETRAIN_METHODS, f"{src}: pretrain.method")
     choice(config.quantize.method, QUANTIZE_METHODS, f"{src}: quantize.method")
     in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",

@@ -11,6 +11,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import FINETUNE_STRENGTH, augment
 from pipeline.training.image_set import ImageSet, model_input
@@ -81,11 +82,12 @@ def keras_accuracy(model: keras.Model, images: ImageSet) -> float:
 
 
 def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: int) -> None:
-    """Adam with cosine decay and sparse cross-entropy on logits: one recipe for every stage."""
+    """Adam with cosine decay and sparse cross-entropy on the model's logits (or its softmax, when a
+    user's model ends in one): one recipe for every stage."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(decay_steps, 1))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=["accuracy"],
     )
 

@@ -2,18 +2,26 @@
 
 A stage's cache key hashes its config sections, the sha256 of every input artifact, the
 sha256 of every file it reads from outside the run folder (its external inputs: the dataset
-files, the calibration file) and the source of the stage's module. A stage is re-run when its
-key changes or one of its recorded outputs is missing or altered; a re-run changes its
-outputs' hashes, so the stages after it re-run too, and only those.
+files, the calibration file, a user's model file or builder module) and the source of the
+stage's module. A stage is re-run when its key changes or one of its recorded outputs is
+missing or altered; a re-run changes its outputs' hashes, so the stages after it re-run too,
+and only those.
+
+In a multi-worker run every worker runs every stage (they must take the same collective
+steps, and only the chief has the build folder); the other workers write into a temporary
+folder that is deleted at the end.
 """
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,7 @@ from pipeline.core.artifacts import (
 )
 from pipeline.core.folders import folder_lock, writing_into
 from pipeline.errors import UserError
+from pipeline.training.cluster import is_chief, is_multi_worker
 from pipeline.training.config import PipelineConfig
 from pipeline.training.external_files import existing_calibration, source_files
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -50,6 +59,22 @@ def dataset_files(config: PipelineConfig) -> dict[str, Path]:
     return named
 
 
+def user_model_files(config: PipelineConfig) -> dict[str, Path]:
+    """The user's model file (every file of a SavedModel folder) or builder module source."""
+    if config.model.path:
+        path = Path(config.model.path)
+        if path.is_dir():
+            return {f"model/{p.relative_to(path).as_posix()}": p for p in sorted(path.rglob("*")) if p.is_file()}
+        return {"model": path} if path.is_file() else {}
+    if config.model.builder:
+        try:
+            spec = importlib.util.find_spec(config.model.builder.partition(":")[0])
+        except (ImportError, ValueError):
+            return {}  # the stage that imports it says what is wrong in one line
+        return {"builder": Path(spec.origin)} if spec and spec.origin and Path(spec.origin).is_file() else {}
+    return {}
+
+
 def calibration_files(config: PipelineConfig) -> dict[str, Path]:
     """The configured calibration file; none when the convert stage draws its own from the training split."""
     if not config.convert.calibration:
@@ -69,8 +94,10 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("data", "pipeline.training.stages.data", ("run", "data"), (), dataset_files),
-    StageSpec("pretrain", "pipeline.training.stages.pretrain", ("run", "model", "pretrain"), ("data",)),
-    StageSpec("finetune", "pipeline.training.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain")),
+    StageSpec("pretrain", "pipeline.training.stages.pretrain", ("run", "model", "pretrain"), ("data",),
+              user_model_files),
+    StageSpec("finetune", "pipeline.training.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain"),
+              user_model_files),
     StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "prune"), ("data", "finetune")),
     StageSpec("quantize", "pipeline.training.stages.quantize", ("run", "finetune", "quantize"), ("data", "prune")),
     StageSpec("convert", "pipeline.training.stages.convert", ("convert",), ("data", "finetune", "prune", "quantize"),
@@ -146,10 +173,24 @@ def run_stages(
     """Run the stages up to and including `until` (default: all); return the updated manifest."""
     if until is not None and until not in STAGE_NAMES:
         raise UserError(f"unknown stage '{until}'; choose one of: {', '.join(STAGE_NAMES)}")
-    run_dir = run_dir_for(config)
-    fix = f"make it writable or free some space, or set run.build_dir in {config.source}"
-    with folder_lock(run_dir, "pipeline run", fix), writing_into(run_dir, fix):
-        return _run_locked(config, run_dir, until, force, log)
+    force = force or is_multi_worker(config.run.strategy)
+    with _worker_run_dir(config) as run_dir:
+        fix = f"make it writable or free some space, or set run.build_dir in {config.source}"
+        with folder_lock(run_dir, "pipeline run", fix), writing_into(run_dir, fix):
+            return _run_locked(config, run_dir, until, force, log)
+
+
+@contextmanager
+def _worker_run_dir(config: PipelineConfig) -> Iterator[Path]:
+    """The run folder for the chief (or a lone process); a throw-away folder for other workers."""
+    if is_chief():
+        yield run_dir_for(config)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"pipeline-worker-{config.run.name}-"))
+    try:
+        yield scratch / config.run.name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_locked(config: PipelineConfig, run_dir: Path, until: str | None, force: bool,
@@ -167,6 +208,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, until: str | None, force:
         record = manifest.stage(spec.name)
         if not force and record and record.get("cache_key") == key and manifest.outputs_intact(spec.name):
             log(f"{step} cached   ({record['wall_s']:.1f}s when run)")
+            _log_skip(step, record, log)
             provenance = _provenance(spec, config, external)
             if any(record.get(field) != value for field, value in provenance.items()):  # its inputs were moved
                 manifest.set_stage(spec.name, {**record, **provenance}, STAGE_NAMES)
@@ -179,8 +221,15 @@ def _run_locked(config: PipelineConfig, run_dir: Path, until: str | None, force:
             log(f"{step} running")
             record = _execute(spec, key, config, manifest, external)
             log(f"{step} done     ({record['wall_s']:.1f}s)")
+            _log_skip(step, record, log)
         manifest.set_stage(spec.name, record, STAGE_NAMES)
     return manifest
+
+
+def _log_skip(step: str, record: dict[str, Any], log: Callable[[str], None]) -> None:
+    """A stage that ran but did not do its work (a trained model skips training) says so."""
+    if record.get("skipped"):
+        log(f"{step} skipped  ({record['skipped']})")
 
 
 def _provenance(spec: StageSpec, config: PipelineConfig, external: dict[str, dict[str, str]]) -> dict[str, Any]:

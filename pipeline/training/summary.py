@@ -21,6 +21,9 @@ def print_summary(manifest: Manifest) -> None:
     if "ssl_accuracy" in m or "scratch_accuracy" in m:
         print(f"label fraction {m.get('label_fraction')}: SSL-pretrained {_pct(m.get('ssl_accuracy'))}"
               f" vs from scratch {_pct(m.get('scratch_accuracy'))} (test top-1, float Keras)")
+    if "model_accuracy" in m:
+        print(f"model.path {m.get('model_path')}: {_pct(m['model_accuracy'])} test top-1 as given "
+              f"(pretraining and fine-tuning skipped)")
     if "variants" not in m:
         return
     run = RunVariants(manifest.run_dir)

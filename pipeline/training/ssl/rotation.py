@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.distribute import global_mean_gradients
 
 ROTATIONS = 4
 
@@ -31,7 +32,7 @@ def make_train_step(encoder: keras.Model, head: keras.Model, optimizer):
         with tf.GradientTape() as tape:
             logits = head(encoder(rotated, training=True), training=True)
             loss = loss_fn(labels, logits) + tf.add_n(encoder.losses or [0.0])
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables, strict=True))
         return loss
 
     return step

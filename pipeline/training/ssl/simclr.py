@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pipeline.core.tf_env import keras, tf
 from pipeline.training.augment import SSL_STRENGTH, augment
+from pipeline.training.distribute import global_mean_gradients
 
 HIDDEN_UNITS = 128  # projection head width
 
@@ -39,7 +40,7 @@ def make_train_step(encoder: keras.Model, head: keras.Model, optimizer, temperat
             z1 = head(encoder(view1, training=True), training=True)
             z2 = head(encoder(view2, training=True), training=True)
             loss = nt_xent_loss(z1, z2, temperature) + tf.add_n(encoder.losses or [0.0])
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables, strict=True))
         return loss
 
     return step

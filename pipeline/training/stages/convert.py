@@ -66,7 +66,7 @@ class _KerasModels:
 
     def model(self, which: KerasModel):
         if which not in self._models:  # load_quantized also loads plain models (QAT objects are only in scope)
-            self._models[which] = load_quantized(self.ctx.input(which.stage, which.artifact))
+            self._models[which] = load_quantized(self.ctx.input(which.stage, which.artifact), self.ctx.config)
         return self._models[which]
 
     def accuracy(self, which: KerasModel) -> float:

@@ -3,15 +3,19 @@
 Both models see the same labelled images, epochs, augmentation and optimizer; the only
 difference is the starting weights. Their test accuracies are the evidence that
 pretraining pays (or does not) at this label fraction.
+
+A user's trained classifier (model.path) is not fine-tuned: this stage checks it against the
+data and hands it on to pruning as this stage's `classifier`, and says that it skipped.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from models import build_classifier
 from pipeline.core.tf_env import keras
+from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
 from pipeline.training.image_set import ImageSet
+from pipeline.training.model_source import new_classifier, new_encoder, skip_reason, trained_classifier
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
 
@@ -20,19 +24,35 @@ def train_classifier(ctx: StageContext, data: RunData, images: ImageSet, encoder
                      label: str) -> tuple[keras.Model, float]:
     """Train one classifier with the stage's recipe; return it and its training throughput."""
     cfg = ctx.config.finetune
+    strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
-    model = build_classifier(ctx.config.model.name, data.dataset.input_shape, data.dataset.num_classes,
-                             ctx.config.model.width)
-    if encoder_weights is not None:
-        model.load_weights(encoder_weights, by_name=True)
-    throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed, augmented=cfg.augment,
-                                 description=f"finetune ({label})")
+    with strategy.scope():
+        model = new_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
+        if encoder_weights is not None:
+            new_encoder(ctx.config, model).load_weights(encoder_weights)
+        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                     learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                     augmented=cfg.augment, description=f"finetune ({label})")
     return model, throughput
+
+
+def _enter_trained(ctx: StageContext, data: RunData) -> StageOutput:
+    """The user's classifier, checked and saved as this stage's output, with its own accuracy."""
+    model = trained_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
+    classifier_path = ctx.out_dir / "classifier.h5"
+    model.save(classifier_path, include_optimizer=False)
+    metrics = {
+        "model_path": ctx.config.model.path,
+        "model_accuracy": keras_accuracy(model, data.test),
+        "model_val_accuracy": keras_accuracy(model, data.validation),
+    }
+    return StageOutput({"classifier": classifier_path}, metrics, {"skipped": skip_reason(ctx.config)})
 
 
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
+    if ctx.config.model.path:
+        return _enter_trained(ctx, data)
     pretrained = ctx.manifest.stage_outputs("pretrain").get("encoder")
     encoder_weights = ctx.input("pretrain", "encoder") if pretrained else None
     label = "ssl" if encoder_weights else "scratch"

@@ -9,30 +9,37 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.core.tf_env import keras, tfmot
+from pipeline.core.tf_env import tfmot
+from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
+from pipeline.training.tfmot_support import check_prunable
 
 
 def run(ctx: StageContext) -> StageOutput:
     cfg = ctx.config.prune
+    strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
     images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     pruned_path = ctx.out_dir / "pruned.h5"
     if cfg.target_sparsity == 0:
         shutil.copyfile(ctx.input("finetune", "classifier"), pruned_path)
-        stripped, throughput = keras.models.load_model(pruned_path, compile=False), None
+        stripped, throughput = load_stage_model(pruned_path, ctx.config), None
     else:
-        model = keras.models.load_model(ctx.input("finetune", "classifier"), compile=False)
         steps = -(-len(images) // cfg.batch_size)
-        model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps, cfg.frequency))
-        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                     learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                     augmented=ctx.config.finetune.augment, description="prune",
-                                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        with strategy.scope():
+            model = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+            check_prunable(model)
+            model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
+                                                                cfg.frequency))
+            throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                         learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                         augmented=ctx.config.finetune.augment, description="prune",
+                                         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(model)
         stripped.save(pruned_path, include_optimizer=False)
     metrics = {

@@ -9,9 +9,13 @@ from __future__ import annotations
 import shutil
 
 from pipeline.core.tf_env import keras, tfmot
+from pipeline.training.config import PipelineConfig
+from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
+from pipeline.training.tfmot_support import check_quantizable
 
 
 def quantize_aware(model: keras.Model, method: str) -> keras.Model:
@@ -23,10 +27,10 @@ def quantize_aware(model: keras.Model, method: str) -> keras.Model:
     return tfmot.quantization.keras.quantize_apply(annotated)
 
 
-def load_quantized(path) -> keras.Model:
+def load_quantized(path, config: PipelineConfig) -> keras.Model:
     """Load this stage's output (QAT models need TF-MOT's custom objects in scope)."""
     with tfmot.quantization.keras.quantize_scope():
-        return keras.models.load_model(path, compile=False)
+        return load_stage_model(path, config)
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -35,13 +39,17 @@ def run(ctx: StageContext) -> StageOutput:
     if cfg.method == "ptq":
         shutil.copyfile(ctx.input("prune", "pruned"), out_path)
         return StageOutput({"quantize_ready": out_path}, {"quantize_method": "ptq"})
+    strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
     images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
-    model = quantize_aware(keras.models.load_model(ctx.input("prune", "pruned"), compile=False), cfg.method)
-    throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                 learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                 augmented=ctx.config.finetune.augment, description=cfg.method)
+    with strategy.scope():
+        pruned = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
+        check_quantizable(pruned)
+        model = quantize_aware(pruned, cfg.method)
+        throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                     learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
+                                     augmented=ctx.config.finetune.augment, description=cfg.method)
     model.save(out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,
