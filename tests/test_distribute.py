@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.training.cluster import is_chief, is_multi_worker
+from pipeline.training.workers import is_chief, is_multi_worker
 from tests.conftest import REPO, micro_config, write_toml
 
 TRAINING_STAGES = ("pretrain", "finetune", "prune", "quantize")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from pipeline.core.tf_env import tf
-from pipeline.training.cluster import is_multi_worker
+from pipeline.training.workers import is_multi_worker
 
 
 @functools.cache  # one per process: MultiWorkerMirroredStrategy can be set up only once
