@@ -37,10 +37,10 @@ from pipeline.core.artifacts import (
 )
 from pipeline.core.folders import folder_lock, writing_into
 from pipeline.errors import UserError
-from pipeline.training.workers import is_chief, is_multi_worker
 from pipeline.training.config import PipelineConfig
 from pipeline.training.external_files import existing_calibration, source_files
 from pipeline.training.stage_io import StageContext, StageOutput
+from pipeline.training.workers import is_chief, is_multi_worker
 
 
 def no_external_inputs(config: PipelineConfig) -> dict[str, Path]:
