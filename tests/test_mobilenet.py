@@ -40,7 +40,7 @@ def rgb96_dataset(tmp_path_factory):
     arrays = {"train_images": fashion.train.pixels[..., 0], "train_labels": fashion.train.labels,
               "test_images": fashion.test.pixels[..., 0], "test_labels": fashion.test.labels}
     folder = tmp_path_factory.mktemp("rgb96")
-    for split, count in (("train", 700), ("test", 300)):
+    for split, count in (("train", 700), ("test", 900)):  # 900 test images: 1 point = 9 images, not 3
         images, labels = upsampled_subset(arrays[f"{split}_images"], arrays[f"{split}_labels"], count)
         write_idx(folder / IDX_FILES[f"{split}_images"], images)
         write_idx(folder / IDX_FILES[f"{split}_labels"], labels)

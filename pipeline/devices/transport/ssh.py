@@ -280,7 +280,10 @@ class SshConnection(Connection):
     def _execute(self, command: str, timeout: float, stdin: Path | None = None) -> tuple[int, bytes, bytes]:
         """Run `command` in its own channel, streaming `stdin` into it; exit code, stdout, stderr."""
         transport = self.client().get_transport()
-        channel = transport.open_session(timeout=self.profile.connect_timeout_s)
+        try:
+            channel = transport.open_session(timeout=self.profile.connect_timeout_s)
+        except (EOFError, paramiko.SSHException, ConnectionError):  # the session died since the last command
+            raise self._connection_lost(command) from None
         output = BoundedOutput(self.name, command)
         try:
             channel.settimeout(timeout)  # bounds each blocked send while streaming stdin
@@ -292,13 +295,18 @@ class SshConnection(Connection):
             exit_code = channel.recv_exit_status()
         except TimeoutError:
             raise DeviceError(f"{self._where()}: `{command}` stalled for {timeout:g} s") from None
+        except (EOFError, paramiko.SSHException, ConnectionError):
+            raise self._connection_lost(command) from None
         finally:
             channel.close()
         if exit_code == -1 and not transport.is_active():
-            self.raise_if_cancelled()
-            raise DeviceError(f"{self._where()}: connection lost during `{command}` (link cut, sshd stopped or "
-                              f"the device rebooted); it may not have finished, check the device and retry")
+            raise self._connection_lost(command)
         return exit_code, bytes(output.stdout), bytes(output.stderr)
+
+    def _connection_lost(self, command: str) -> DeviceError:
+        self.raise_if_cancelled()
+        return DeviceError(f"{self._where()}: connection lost during `{command}` (link cut, sshd stopped or "
+                           f"the device rebooted); it may not have finished, check the device and retry")
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout))
