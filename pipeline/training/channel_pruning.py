@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
-from pipeline.training.surgery import Replacement, consumers, copy_layer, model_macs, rebuild
+from pipeline.training.surgery import Replacement, consumers, copy_layer, rebuild
 
 CRITERIA = ("l1", "bn_gamma")
 CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
@@ -130,8 +130,3 @@ def _sliced_copy(layer: keras.layers.Layer, inputs_kept: np.ndarray | None,
         kernel, bias = kernel[..., filters_kept], [b[filters_kept] for b in bias]
         config = {"filters": len(filters_kept)}
     return lambda original, x: copy_layer(original, x, config=config, weights=[kernel, *bias])
-
-
-def macs_saved(before: keras.Model, after: keras.Model) -> float:
-    """Fraction of the model's MACs that pruning removed."""
-    return 1.0 - model_macs(after) / model_macs(before)
