@@ -79,7 +79,8 @@ def _quiet_nights(config: Path, tmp_path: Path) -> Path:
     return config
 
 
-@pytest.mark.xfail(reason="flaky: passed alone, failed in 2 of 4 full runs on this 2-core machine; issue 10 stays open", strict=False)
+@pytest.mark.xfail(reason="flaky: failed in 2 of 4 full runs on this 2-core machine; issue 10 stays open",
+                   strict=False)
 def test_busy_loops_make_the_device_slower_not_the_model(micro_run, tmp_path: Path) -> None:
     heavy = repeating_python(tmp_path / "heavy-python", HEAVY_REPEATS)
     config = _quiet_nights(_config(tmp_path, write_toml(micro_run[0], tmp_path / "micro.toml"), heavy), tmp_path)
