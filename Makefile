@@ -23,14 +23,14 @@ quote = '$(subst ','\'',$(1))'
 PYTEST_MARKERS := $(if $(CI),-m "slow or not slow",)
 
 .PHONY: .debian-packages help setup demo lint test test-all calibration bench-pipeline label-table clean \
-        $(foreach s,data pretrain finetune prune quantize convert,stage-$(s))
+        $(foreach s,data pretrain finetune distill slim prune cluster quantize convert,stage-$(s))
 
 help:
 	@echo "make demo            train, compress and convert the demo model (configs/demo.toml)"
 	@echo "make lint            ruff and mypy on the code (configured in pyproject.toml)"
 	@echo "make test            lint, then run the test suite (CI=true adds the slow end-to-end tests)"
 	@echo "make test-all        run every test, slow ones included"
-	@echo "make stage-<name>    run up to one stage: data pretrain finetune prune quantize convert"
+	@echo "make stage-<name>    run up to one stage: data pretrain finetune distill slim prune cluster quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
 	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency, image-folder data stage"
 	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
@@ -57,7 +57,7 @@ demo: setup
 	$(VPY) -m pipeline run --config $(call quote,$(CONFIG))
 
 # A static pattern rule: make skips implicit (%) rules for .PHONY targets, so a plain `stage-%:` never ran.
-$(foreach s,data pretrain finetune prune quantize convert,stage-$(s)): stage-%: setup
+$(foreach s,data pretrain finetune distill slim prune cluster quantize convert,stage-$(s)): stage-%: setup
 	$(VPY) -m pipeline $(call quote,$*) --config $(call quote,$(CONFIG))
 
 # ruff on the code and its tests; mypy on the packages (pyproject.toml says which untyped libraries are Any).

@@ -37,10 +37,11 @@ def test_qat_run_converts_to_full_int8(copied_run, tmp_path):
     config = dataclasses.replace(copied_run, quantize=dataclasses.replace(copied_run.quantize, method="qat"))
     log = []
     manifest = run_stages(config, until="quantize", log=log.append)
-    assert statuses(log) == {"data": "cached", "pretrain": "cached", "finetune": "cached", "prune": "cached",
-                             "quantize": "done"}
+    assert statuses(log) == {"data": "cached", "pretrain": "cached", "finetune": "cached", "distill": "cached",
+                             "slim": "cached", "prune": "cached", "cluster": "cached", "quantize": "done"}
     assert manifest.data["metrics"]["quantize_method"] == "qat"
-    model = load_quantized(manifest.output_path("quantize", "quantize_ready"), config)
+    model = load_quantized(manifest.output_path("quantize", "quantize_ready"),
+                           manifest.output_path("cluster", "clustered"), config)
     wrappers = [layer for layer in model.layers if isinstance(layer, tfmot.quantization.keras.QuantizeWrapperV2)]
     assert len(wrappers) >= 10  # convs and the dense layer fake-quantized, not the float model passed through
     dataset = load_dataset(config.data)

@@ -11,15 +11,15 @@ from pipeline.core.variants import (
     FLOAT,
     VARIANT_NAMES,
     VARIANTS,
+    Recipe,
     RunVariants,
-    compressed_name,
     compressed_variant,
     produced_variants,
     variant,
     variant_files,
 )
 from pipeline.errors import UserError
-from pipeline.training.config import QUANTIZE_METHODS, load_config, validate
+from pipeline.training.config import load_config, validate
 from tests.conftest import REPO
 
 
@@ -53,15 +53,42 @@ def test_a_qat_run_is_never_called_pqat() -> None:
 
 def test_every_config_has_a_registered_compressed_variant_and_unpruned_pqat_is_refused() -> None:
     for sparsity in (0.0, 0.3):
-        for method in QUANTIZE_METHODS:
+        for method in ("pqat", "qat", "ptq"):
             if (sparsity, method) == (0.0, "pqat"):
                 with pytest.raises(UserError, match="prunes nothing; use .*'qat'"):
-                    compressed_name(sparsity, method)
+                    Recipe(pruned=False, quantize=method).check()
                 with pytest.raises(UserError, match="tiny.toml: quantize.method = 'pqat' .* prunes nothing"):
                     _config(sparsity, method)
                 continue
-            entry = variant(compressed_name(sparsity, method))
+            entry = variant(Recipe(pruned=sparsity > 0, quantize=method).name)
             assert entry.quantized and entry.name.startswith("pruned_" if sparsity and method != "pqat" else "")
+
+
+@pytest.mark.parametrize("recipe, name", [
+    (Recipe(distilled=True, channel_pruned=True, pruned=True, quantize="pqat"), "distilled_chpruned_pqat_int8"),
+    (Recipe(low_rank=True, quantize="ptq"), "lowrank_ptq_int8"),
+    (Recipe(pruned=True, clustered=True, quantize="pcqat"), "pcqat_int8"),
+    (Recipe(clustered=True, quantize="cqat"), "cqat_int8"),
+    (Recipe(pruned=True, clustered=True, quantize="ptq"), "pruned_clustered_ptq_int8"),
+    (Recipe(distilled=True, quantize="qat"), "distilled_qat_int8"),
+])
+def test_a_recipe_is_named_by_every_step_in_pipeline_order(recipe, name) -> None:
+    assert recipe.check().name == name
+    assert variant(name).description == recipe.description and "\n" not in recipe.description
+    assert ("student distilled" in recipe.description) == recipe.distilled
+
+
+@pytest.mark.parametrize("recipe, message", [
+    (Recipe(pruned=True, clustered=True, quantize="pqat"), "keeps pruned zeros but not the weight clusters"),
+    (Recipe(pruned=True, quantize="pcqat"), "preserves weight clusters, but cluster.clusters = 0 clusters nothing"),
+    (Recipe(clustered=True, quantize="pcqat"), "preserves pruned zeros, but prune.target_sparsity = 0"),
+    (Recipe(pruned=True, clustered=True, quantize="cqat"), "may refill pruned zeros; use 'pcqat'"),
+    (Recipe(quantize="int4"), "quantize.method = 'int4' is not valid"),
+])
+def test_a_qat_scheme_that_does_not_fit_the_steps_is_refused(recipe, message) -> None:
+    with pytest.raises(UserError, match=message):
+        recipe.check("my.toml")
+    assert all(entry.name not in ("pruned_pqat_int8", "clustered_pcqat_int8") for entry in VARIANTS)
 
 
 def test_registry_entries_have_unique_names_keys_and_one_line_descriptions() -> None:
@@ -70,8 +97,8 @@ def test_registry_entries_have_unique_names_keys_and_one_line_descriptions() -> 
         assert (entry.artifact, entry.samples) == (f"{entry.name}_tflite", f"{entry.name}_samples")
         assert entry.description and "\n" not in entry.description
         assert entry.quantized == entry.name.endswith("_int8")
-    assert variant("pqat_int8").source.stage == "prune" and variant("ptq_int8").source.stage == "finetune"
-    with pytest.raises(UserError, match=r"unknown model variant 'int8'; choose one of: float, ptq_int8"):
+    assert variant("pqat_int8").source.stage == "cluster" and variant("ptq_int8").source.stage == "finetune"
+    with pytest.raises(UserError, match=r"unknown model variant 'int8'; a variant is named float, ptq_int8, or "):
         variant("int8")
 
 
@@ -109,7 +136,7 @@ def test_lookup_defaults_to_the_compressed_variant_and_lists_what_the_run_made(t
     ("missing artifact", "float", r"has no artifacts.float_samples: HINT"),
     ("missing file", "float", r"float.tflite \(artifacts.float_tflite of .*\) does not exist: HINT"),
     ("", "qat_int8", r"did not make variant 'qat_int8' \(it made: float, pqat_int8\); pick one of those"),
-    ("", "int8", r"unknown model variant 'int8'; choose one of"),
+    ("", "int8", r"unknown model variant 'int8'; a variant is named float"),
 ])
 def test_lookup_errors_are_one_line_and_say_what_to_do(tmp_path: Path, breakage, name, message) -> None:
     run_dir = _run(tmp_path)

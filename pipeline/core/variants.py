@@ -1,8 +1,9 @@
 """The one registry of model variants: what each is called, how it was made, where a run keeps it.
 
 A variant's name says how it was made, so a model trained with plain QAT is never called PQAT:
-the compressed model of a run is named from `prune.target_sparsity` and `quantize.method`
-(`compressed_name`). Every reader - `bench`, `deploy`, the nightly, the Edge TPU commands, the
+the compressed model of a run is named from the compression steps its config turns on
+(`Recipe`: distillation, channel pruning, low-rank factorization, magnitude pruning, clustering)
+and its quantization method. Every reader - `bench`, `deploy`, the nightly, the Edge TPU commands, the
 results store, the reports - finds a run's files and numbers through this module, never by name
 patterns of its own. In `build/<run>/manifest.json` a variant has the artifacts `<name>_tflite`
 and `<name>_samples`, and its numbers under `metrics.variants.<name>`; `metrics.compressed_variant`
@@ -13,6 +14,7 @@ converted from; the convert stage converts, evaluates and records every variant 
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +37,78 @@ class KerasModel:
 
 
 FINETUNED = KerasModel("finetune", "classifier", "the fine-tuned float model")
-PRUNED = KerasModel("prune", "pruned", "the pruned float model")
+# The float model after every compression step before quantization (distill, slim, prune, cluster; each may be off).
+COMPRESSED_FLOAT = KerasModel("cluster", "clustered", "the compressed float model")
 QUANTIZE_TRAINED = KerasModel("quantize", "quantize_ready", "the quantization-aware trained model")
+
+QUANTIZE_METHODS = ("pqat", "qat", "ptq", "cqat", "pcqat")
+_QUANTIZE_PHRASES = {
+    "ptq": "post-training quantization (PTQ)",
+    "qat": "plain QAT (may refill pruned zeros and move clusters)",
+    "pqat": "pruning-preserving QAT (PQAT)",
+    "cqat": "cluster-preserving QAT (CQAT)",
+    "pcqat": "sparsity- and cluster-preserving QAT (PCQAT)",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a compressed model was made, step by step in pipeline order; its name is the variant's name.
+
+    `[distilled_][chpruned_][lowrank_]` then `[pruned_][clustered_]ptq_int8` / `..qat_int8`, or
+    `pqat_int8`, `cqat_int8`, `pcqat_int8`, whose QAT scheme already says what was preserved.
+    """
+
+    distilled: bool = False  # a smaller student distilled from the fine-tuned model
+    channel_pruned: bool = False  # whole filters removed, model rebuilt smaller
+    low_rank: bool = False  # kernels split by truncated SVD
+    pruned: bool = False  # magnitude pruning (scattered zeros)
+    clustered: bool = False  # weight clustering
+    quantize: str = "ptq"
+
+    def check(self, where: str = "") -> Recipe:
+        """Refuse a QAT scheme that preserves what no step made, or loses what one did."""
+        at = f"{where}: " if where else ""
+        method = self.quantize
+        if method not in QUANTIZE_METHODS:
+            raise UserError(f"{at}quantize.method = {method!r} is not valid; "
+                            f"choose one of: {', '.join(QUANTIZE_METHODS)}")
+        if method in ("pqat", "pcqat") and not self.pruned:
+            raise UserError(f"{at}quantize.method = {method!r} preserves pruned zeros, but prune.target_sparsity = 0 "
+                            f"prunes nothing; use {'cqat' if method == 'pcqat' else 'qat'!r} for an unpruned model")
+        if method in ("cqat", "pcqat") and not self.clustered:
+            raise UserError(f"{at}quantize.method = {method!r} preserves weight clusters, but cluster.clusters = 0 "
+                            f"clusters nothing; use {'pqat' if method == 'pcqat' else 'qat'!r} or set cluster.clusters")
+        if method == "pqat" and self.clustered:
+            raise UserError(f"{at}quantize.method = 'pqat' keeps pruned zeros but not the weight clusters; "
+                            "use 'pcqat' (keeps both)")
+        if method == "cqat" and self.pruned:
+            raise UserError(f"{at}quantize.method = 'cqat' keeps clusters but may refill pruned zeros; "
+                            "use 'pcqat' (keeps both)")
+        return self
+
+    @property
+    def name(self) -> str:
+        steps = [step for step, done in (("distilled", self.distilled), ("chpruned", self.channel_pruned),
+                                         ("lowrank", self.low_rank)) if done]
+        if self.quantize in ("ptq", "qat"):
+            steps += [step for step, done in (("pruned", self.pruned), ("clustered", self.clustered)) if done]
+        return "_".join([*steps, self.quantize, "int8"])
+
+    @property
+    def description(self) -> str:
+        steps = [phrase for phrase, done in (
+            ("channel-pruned (filters removed)", self.channel_pruned), ("low-rank factorized", self.low_rank),
+            ("magnitude-pruned", self.pruned), ("weight-clustered", self.clustered)) if done]
+        model = "a student distilled from the fine-tuned model" if self.distilled else "the fine-tuned model"
+        return ", ".join([model, *steps, _QUANTIZE_PHRASES[self.quantize], "full int8"])
+
+
+def recipe_of(config: Config) -> Recipe:
+    """The compressed model's recipe from a pipeline config's compression settings (checked)."""
+    return Recipe(distilled=bool(config.distill.student), channel_pruned=config.slim.channel_ratio > 0,
+                  low_rank=config.slim.lowrank_energy > 0, pruned=config.prune.target_sparsity > 0,
+                  clustered=config.cluster.clusters > 0, quantize=config.quantize.method).check(config.source)
 
 
 @dataclass(frozen=True)
@@ -59,54 +131,45 @@ class Variant:
         return f"{self.name}_samples"
 
 
-def compressed_name(target_sparsity: float, quantize_method: str) -> str:
-    """The compressed model's name, from how it was made: `pqat_int8`, `pruned_qat_int8`, `qat_int8`, ...
-
-    Unpruned PTQ is the fine-tuned model quantized after training: the same model as `ptq_int8`.
-    """
-    pruned = target_sparsity > 0
-    if quantize_method == "pqat":
-        if not pruned:
-            raise UserError("quantize.method = 'pqat' preserves pruned zeros, but prune.target_sparsity = 0 prunes "
-                            "nothing; use quantize.method = 'qat' for an unpruned model")
-        return "pqat_int8"
-    return f"{'pruned_' if pruned else ''}{quantize_method}_int8"
-
-
-def _compressed(config: Config) -> str:
-    return compressed_name(config.prune.target_sparsity, config.quantize.method)
-
-
-def _when_compressed_is(name: str) -> Callable[[Config], bool]:
-    return lambda config: _compressed(config) == name
-
-
 def _always(config: Config) -> bool:
     return True
 
 
+def _when_compressed_is(name: str) -> Callable[[Config], bool]:
+    return lambda config: recipe_of(config).name == name
+
+
+def _every_recipe() -> list[Recipe]:
+    """Every valid recipe, the plain ones first (the order of tables and error messages)."""
+    recipes = []
+    for distilled, channel_pruned, low_rank in itertools.product((False, True), repeat=3):
+        for clustered, pruned, quantize in itertools.product((False, True), (False, True), QUANTIZE_METHODS):
+            recipe = Recipe(distilled, channel_pruned, low_rank, pruned, clustered, quantize)
+            try:
+                recipes.append(recipe.check())
+            except UserError:
+                continue
+    return recipes
+
+
+_PLAIN_PTQ = Recipe()  # the fine-tuned model quantized after training: always made, as `ptq_int8`
 VARIANTS: tuple[Variant, ...] = (
     Variant("float", "the fine-tuned model, float32 TFLite", FINETUNED, FINETUNED, False, _always),
-    Variant("ptq_int8", "the fine-tuned model, full int8 by post-training quantization", FINETUNED, FINETUNED, True,
-            _always),
-    Variant("qat_int8", "the fine-tuned model (not pruned), quantization-aware trained (QAT), full int8",
-            QUANTIZE_TRAINED, FINETUNED, True, _when_compressed_is("qat_int8")),
-    Variant("pruned_ptq_int8", "the pruned model, full int8 by post-training quantization", PRUNED, PRUNED, True,
-            _when_compressed_is("pruned_ptq_int8")),
-    Variant("pruned_qat_int8", "the pruned model, plain QAT (may refill pruned zeros), full int8", QUANTIZE_TRAINED,
-            PRUNED, True, _when_compressed_is("pruned_qat_int8")),
-    Variant("pqat_int8", "the pruned model, pruning-preserving QAT (PQAT), full int8", QUANTIZE_TRAINED, PRUNED,
-            True, _when_compressed_is("pqat_int8")),
+    Variant(_PLAIN_PTQ.name, _PLAIN_PTQ.description, FINETUNED, FINETUNED, True, _always),
+    *(Variant(recipe.name, recipe.description, QUANTIZE_TRAINED, COMPRESSED_FLOAT, True,
+              _when_compressed_is(recipe.name)) for recipe in _every_recipe() if recipe != _PLAIN_PTQ),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 FLOAT = VARIANTS[0].name  # the uncompressed reference every run makes
 _BY_NAME = {v.name: v for v in VARIANTS}
+_NAMING = ("float, ptq_int8, or [distilled_][chpruned_][lowrank_] + one of [pruned_][clustered_]ptq_int8, "
+           "[pruned_][clustered_]qat_int8, pqat_int8, cqat_int8, pcqat_int8")
 
 
 def variant(name: str) -> Variant:
     """The registry entry for `name`; a one-line error listing the names otherwise."""
     if name not in _BY_NAME:
-        raise UserError(f"unknown model variant {name!r}; choose one of: {', '.join(VARIANT_NAMES)}")
+        raise UserError(f"unknown model variant {name!r}; a variant is named {_NAMING}")
     return _BY_NAME[name]
 
 
@@ -116,8 +179,8 @@ def produced_variants(config: Config) -> list[Variant]:
 
 
 def compressed_variant(config: Config) -> Variant:
-    """The run's compressed model: pruning (if any) and the quantization method of the config."""
-    return variant(_compressed(config))
+    """The run's compressed model: every compression step the config turns on, and its quantization."""
+    return variant(recipe_of(config).name)
 
 
 class VariantFiles(NamedTuple):

@@ -21,15 +21,17 @@ CENTROID_INITS = {
 CLUSTERED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)  # DepthwiseConv2D is a Conv2D too
 
 
-def wrap_for_clustering(model: keras.Model, clusters: int, init: str) -> keras.Model:
-    """The model with its Conv2D/DepthwiseConv2D/Dense kernels clustered to `clusters` values each."""
+def wrap_for_clustering(model: keras.Model, clusters: int, init: str, preserve_sparsity: bool = False) -> keras.Model:
+    """The model with its Conv2D/DepthwiseConv2D/Dense kernels clustered to `clusters` values each
+    (exact zeros kept as zeros with `preserve_sparsity`, for a pruned model)."""
     if clusters < 2:
         raise UserError(f"cluster.clusters = {clusters!r} must be at least 2")
     if init not in CENTROID_INITS:
         raise UserError(f"cluster.init = {init!r} is not valid; choose one of: {', '.join(CENTROID_INITS)}")
     try:
         return tfmot.clustering.keras.cluster_weights(model, number_of_clusters=clusters,
-                                                      cluster_centroids_init=CENTROID_INITS[init])
+                                                      cluster_centroids_init=CENTROID_INITS[init],
+                                                      preserve_sparsity=preserve_sparsity)
     except ValueError as error:  # TF-MOT names the layer it cannot cluster
         raise UserError(f"cannot cluster model {model.name}: {str(error).splitlines()[0]} "
                         "(set cluster.clusters lower than that layer's weight count, or skip clustering)") from None

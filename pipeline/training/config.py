@@ -15,22 +15,26 @@ from typing import Any
 from pipeline.core.names import check_name
 from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.core.toml_config import choice, in_range, read_toml, section_from_dict
+from pipeline.core.variants import QUANTIZE_METHODS, recipe_of
 from pipeline.errors import UserError
 
 DEFAULT_DATASET = "/usr/share/datasets/fashion-mnist"
 MODEL_NAMES = ("resnet8", "ds_cnn", "mobilenet_v2")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRETRAIN_METHODS = ("simclr", "rotation", "none")
-QUANTIZE_METHODS = ("pqat", "qat", "ptq")
 DATA_FORMATS = ("idx", "cifar10", "npz", "folder")
 COLORS = ("rgb", "grayscale")
 # tf.image.resize methods; the one used is recorded in the manifest for devices to repeat.
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
+CHANNEL_CRITERIA = ("l1", "bn_gamma")  # see training/channel_pruning.py
+CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based")  # see training/clustering.py
+TRAINING_SECTIONS = ("pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize")
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
-UPPER_LIMITS = {"model.width": 64, "pretrain.learning_rate": 10, "pretrain.temperature": 100,
-                "finetune.learning_rate": 10, "prune.learning_rate": 10, "quantize.learning_rate": 10,
-                **{f"{stage}.epochs": 100_000 for stage in ("pretrain", "finetune", "prune", "quantize")},
-                **{f"{stage}.batch_size": 1 << 20 for stage in ("pretrain", "finetune", "prune", "quantize")},
+UPPER_LIMITS = {"model.width": 64, "distill.width": 64, "pretrain.temperature": 100, "distill.temperature": 100,
+                "cluster.clusters": 1 << 16,
+                **{f"{stage}.learning_rate": 10 for stage in TRAINING_SECTIONS},
+                **{f"{stage}.epochs": 100_000 for stage in TRAINING_SECTIONS},
+                **{f"{stage}.batch_size": 1 << 20 for stage in TRAINING_SECTIONS},
                 "pretrain.projection_dim": 1 << 16, "convert.eval_samples": 1 << 24}
 
 
@@ -89,12 +93,52 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation: a smaller student learns from the fine-tuned model (the teacher)."""
+
+    student: str = ""  # an architecture of models/ (resnet8, ds_cnn, mobilenet_v2); "" = no distillation
+    width: float = 0.5  # the student's filter multiplier (the teacher's is model.width)
+    temperature: float = 4.0  # T of the softened outputs
+    alpha: float = 0.5  # weight of the hard-label term for labelled images; unlabeled ones get the soft term only
+    unlabeled: bool = True  # also distill on the training images without labels (and data.unlabeled_path's)
+    plain_baseline: bool = True  # also train the student on the labels alone: the evidence distillation pays
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+
+
+@dataclass(frozen=True)
+class SlimConfig:
+    """Structured compression that makes the model physically smaller, then fine-tuning on the labels."""
+
+    channel_ratio: float = 0.0  # fraction of the filters of every prunable conv removed; 0 = none
+    channel_criterion: str = "l1"  # l1 (kernel norm) or bn_gamma (|gamma| of the BatchNorm after the conv)
+    channel_layers: list = field(default_factory=list)  # conv names; empty = every prunable conv
+    lowrank_energy: float = 0.0  # kept fraction of each kernel's squared singular values; 0 = no factorization
+    lowrank_layers: list = field(default_factory=list)  # layer names; empty = every layer where it saves MACs
+    epochs: int = 4
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+
+
+@dataclass(frozen=True)
 class PruneConfig:
     target_sparsity: float = 0.5
     epochs: int = 4
     batch_size: int = 64
     learning_rate: float = 3e-4
     frequency: int = 20  # prune every N steps; TF-MOT's default 100 is too coarse for short runs
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Weight clustering (TF-MOT): every kernel keeps `clusters` distinct values; pruned zeros stay zero."""
+
+    clusters: int = 0  # 0 = no clustering
+    init: str = "kmeans_plus_plus"  # centroid initialization: kmeans_plus_plus, linear, density_based
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -118,7 +162,10 @@ class PipelineConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    slim: SlimConfig = field(default_factory=SlimConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     source: str = "<defaults>"  # the file it was read from, for error messages
@@ -148,9 +195,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     in_range(config.finetune.label_fraction, 0.0, 1.0, f"{src}: finetune.label_fraction",
              low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
-    if config.quantize.method == "pqat" and config.prune.target_sparsity == 0:  # see core/variants.compressed_name
-        raise UserError(f"{src}: quantize.method = 'pqat' preserves pruned zeros, but prune.target_sparsity = 0 "
-                        f"prunes nothing; use 'qat' for an unpruned model")
+    _validate_compression(config, src)
     positive = {
         "model.width": config.model.width,
         "pretrain.batch_size": config.pretrain.batch_size,
@@ -161,12 +206,17 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         "prune.batch_size": config.prune.batch_size,
         "prune.frequency": config.prune.frequency,
         "quantize.batch_size": config.quantize.batch_size,
+        **{f"{name}.{key}": getattr(getattr(config, name), key) for name in ("distill", "slim", "cluster")
+           for key in ("batch_size", "learning_rate")},
+        "distill.width": config.distill.width,
+        "distill.temperature": config.distill.temperature,
         "convert.eval_samples": config.convert.eval_samples,  # on-device accuracy needs at least one image
     }
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"{src}: {key} = {value!r} must be greater than 0")
-    for key in ("pretrain.epochs", "prune.epochs", "quantize.epochs", "data.validation_size",
+    for key in ("pretrain.epochs", "prune.epochs", "quantize.epochs", "distill.epochs", "slim.epochs",
+                "cluster.epochs", "data.validation_size",
                 "data.train_limit", "data.test_limit"):
         if _setting(config, key) < 0:
             raise UserError(f"{src}: {key} must not be negative")
@@ -175,6 +225,23 @@ def validate(config: PipelineConfig) -> PipelineConfig:
             raise UserError(f"{src}: {key} = {_setting(config, key)!r} must be at most {limit:g}")
     check_name(config.run.name, f"{src}: run.name")
     return config
+
+
+def _validate_compression(config: PipelineConfig, src: str) -> None:
+    """The compression steps' own ranges, then the recipe they make (a QAT scheme must fit the steps)."""
+    if config.distill.student:
+        choice(config.distill.student, MODEL_NAMES, f"{src}: distill.student")
+    in_range(config.distill.alpha, 0.0, 1.0, f"{src}: distill.alpha", low_open=False, high_open=False)
+    in_range(config.slim.channel_ratio, 0.0, 1.0, f"{src}: slim.channel_ratio", low_open=False, high_open=True)
+    in_range(config.slim.lowrank_energy, 0.0, 1.0, f"{src}: slim.lowrank_energy", low_open=False, high_open=True)
+    choice(config.slim.channel_criterion, CHANNEL_CRITERIA, f"{src}: slim.channel_criterion")
+    for key in ("channel_layers", "lowrank_layers"):
+        if not all(isinstance(name, str) and name for name in getattr(config.slim, key)):
+            raise UserError(f"{src}: slim.{key} must list layer names (non-empty strings)")
+    if config.cluster.clusters == 1 or config.cluster.clusters < 0:
+        raise UserError(f"{src}: cluster.clusters = {config.cluster.clusters} must be 0 (no clustering) or at least 2")
+    choice(config.cluster.init, CENTROID_INITS, f"{src}: cluster.init")
+    recipe_of(config)
 
 
 def _validate_images(data: DataConfig, src: str) -> None:

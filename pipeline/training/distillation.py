@@ -10,6 +10,7 @@ used only during fit and never saved.
 """
 from __future__ import annotations
 
+from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
 from pipeline.errors import UserError
 
@@ -44,6 +45,7 @@ class Distiller(keras.Model):
         self.student, self.teacher = student, teacher
         self.temperature, self.alpha = temperature, alpha
         self.teacher.trainable = False
+        self.teacher_gives_probabilities = outputs_probabilities(teacher)  # a user's model may end in a softmax
 
     def call(self, images, training=False):
         return self.student(images, training=training)
@@ -51,6 +53,8 @@ class Distiller(keras.Model):
     def train_step(self, batch):
         images, labels, labeled = batch
         teacher_logits = self.teacher(images, training=False)
+        if self.teacher_gives_probabilities:  # softmax(log p) = p: the same soft targets
+            teacher_logits = tf.math.log(tf.maximum(teacher_logits, 1e-7))
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
             loss = distillation_loss(labels, labeled, student_logits, teacher_logits, self.temperature, self.alpha)

@@ -98,10 +98,16 @@ STAGES: tuple[StageSpec, ...] = (
               user_model_files),
     StageSpec("finetune", "pipeline.training.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain"),
               user_model_files),
-    StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "prune"), ("data", "finetune")),
-    StageSpec("quantize", "pipeline.training.stages.quantize", ("run", "finetune", "quantize"), ("data", "prune")),
-    StageSpec("convert", "pipeline.training.stages.convert", ("convert",), ("data", "finetune", "prune", "quantize"),
-              calibration_files),
+    StageSpec("distill", "pipeline.training.stages.distill", ("run", "finetune", "distill"), ("data", "finetune")),
+    StageSpec("slim", "pipeline.training.stages.slim", ("run", "finetune", "slim"), ("data", "distill")),
+    StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "prune"), ("data", "slim")),
+    StageSpec("cluster", "pipeline.training.stages.cluster", ("run", "finetune", "prune", "cluster"),
+              ("data", "prune")),
+    StageSpec("quantize", "pipeline.training.stages.quantize", ("run", "finetune", "quantize"), ("data", "cluster")),
+    # The compression sections name the compressed variant (pipeline/core/variants.py Recipe).
+    StageSpec("convert", "pipeline.training.stages.convert",
+              ("convert", "distill", "slim", "prune", "cluster", "quantize"),
+              ("data", "finetune", "cluster", "quantize"), calibration_files),
 )
 STAGE_NAMES = [spec.name for spec in STAGES]
 # Where a run is stored, and where its external inputs lie, do not change what it computes: the
@@ -138,6 +144,8 @@ def _code_files(module: str) -> list[Path]:
         if name in seen or path is None:
             continue
         seen[name] = path
+        if name in PLUMBING_MODULES:  # what config checking imports computes nothing a stage outputs either
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 pending += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]

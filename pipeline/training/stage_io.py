@@ -2,6 +2,7 @@
 does not change every stage's code version (and so invalidate every cached stage)."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,3 +29,12 @@ class StageContext:
 
     def input(self, stage: str, artifact: str) -> Path:
         return self.manifest.output_path(stage, artifact)
+
+
+def passed_on(ctx: StageContext, stage: str, artifact: str, name: str, reason: str) -> StageOutput:
+    """A compression step the config turns off hands its input on unchanged, as its output `name`,
+    so the next stage always reads one place; the log and the manifest say it skipped, and why."""
+    source = ctx.input(stage, artifact)
+    copied = ctx.out_dir / f"{name}{source.suffix}"
+    shutil.copyfile(source, copied)
+    return StageOutput({name: copied}, {}, {"skipped": reason})

@@ -27,12 +27,13 @@ def print_summary(manifest: Manifest) -> None:
     if "variants" not in m:
         return
     run = RunVariants(manifest.run_dir)
-    header = f"{'variant':<16} {'top-1':>8} {'size':>10} {'gzip':>10} {'sparsity':>9} {'source top-1':>13}"
+    width = max(len("variant"), *(len(name) for name in run.names()))
+    header = f"{'variant':<{width}} {'top-1':>8} {'size':>10} {'gzip':>10} {'sparsity':>9} {'source top-1':>13}"
     print(header)
     print("-" * len(header))
     for name in run.names():
         own = run.metrics_of(name)
-        print(f"{name:<16} {_pct(own['accuracy']):>8} {_kb(own['bytes']):>10} {_kb(own['gzip_bytes']):>10} "
+        print(f"{name:<{width}} {_pct(own['accuracy']):>8} {_kb(own['bytes']):>10} {_kb(own['gzip_bytes']):>10} "
               f"{_pct(own.get('tflite_sparsity')):>9} {_pct(own['source_float_accuracy']):>13}")
     for name in run.names():
         print(f"  {name}: {variant(name).description}")

@@ -1,4 +1,4 @@
-"""Stage 6: convert to TFLite and verify what a device will run.
+"""Stage 9: convert to TFLite and verify what a device will run.
 
 Every variant the config makes (pipeline/core/variants.py: the float and PTQ int8 fine-tuned
 model, and the compressed model named after how it was made) leaves this stage
@@ -19,13 +19,21 @@ import numpy as np
 from pipeline.core.artifacts import gzip_size, read_json
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
-from pipeline.core.variants import KerasModel, Variant, compressed_variant, produced_variants
+from pipeline.core.variants import (
+    COMPRESSED_FLOAT,
+    QUANTIZE_TRAINED,
+    KerasModel,
+    Variant,
+    compressed_variant,
+    produced_variants,
+)
 from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.cost import model_cost
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
 from pipeline.training.calibration_set import draw_from_split, load_calibration, save_calibration
 from pipeline.training.fit import keras_accuracy
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
@@ -65,8 +73,13 @@ class _KerasModels:
         self._accuracies: dict[KerasModel, float] = {}
 
     def model(self, which: KerasModel):
-        if which not in self._models:  # load_quantized also loads plain models (QAT objects are only in scope)
-            self._models[which] = load_quantized(self.ctx.input(which.stage, which.artifact), self.ctx.config)
+        if which not in self._models:
+            path = self.ctx.input(which.stage, which.artifact)
+            if which == QUANTIZE_TRAINED:
+                float_model = self.ctx.input(COMPRESSED_FLOAT.stage, COMPRESSED_FLOAT.artifact)
+                self._models[which] = load_quantized(path, float_model, self.ctx.config)
+            else:
+                self._models[which] = load_stage_model(path, self.ctx.config)
         return self._models[which]
 
     def accuracy(self, which: KerasModel) -> float:

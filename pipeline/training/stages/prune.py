@@ -1,9 +1,10 @@
-"""Stage 4: prune the fine-tuned classifier to a target sparsity, fine-tuning on the same labels.
+"""Stage 6: magnitude-prune the classifier (the fine-tuned one, or what distill / slim made of it) to a
+target sparsity, fine-tuning on the same labels.
 
 PolynomialDecay ramps sparsity from 0 to the target; UpdatePruningStep advances it every
 batch; strip_pruning removes the wrappers so the zeros are plain weights, ready for PQAT,
-conversion and size measurement. A target of 0 passes the fine-tuned model through untouched,
-so an "unpruned" variant (pipeline/core/variants.py) is exactly the fine-tuned model.
+conversion and size measurement. A target of 0 passes its input through untouched, so an
+"unpruned" variant (pipeline/core/variants.py) is exactly the model the earlier steps made.
 """
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ def run(ctx: StageContext) -> StageOutput:
     images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     pruned_path = ctx.out_dir / "pruned.h5"
     if cfg.target_sparsity == 0:
-        shutil.copyfile(ctx.input("finetune", "classifier"), pruned_path)
+        shutil.copyfile(ctx.input("slim", "model"), pruned_path)
         stripped, throughput = load_stage_model(pruned_path, ctx.config), None
     else:
         steps = -(-len(images) // cfg.batch_size)
         with strategy.scope():
-            model = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+            model = load_stage_model(ctx.input("slim", "model"), ctx.config)
             check_prunable(model)
             model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
                                                                 cfg.frequency))

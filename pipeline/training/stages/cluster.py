@@ -1,0 +1,45 @@
+"""Stage 7: weight clustering (TF-MOT), fine-tuning the centroids on the labelled images.
+
+Every Conv2D/Dense kernel ends with `cluster.clusters` distinct values; a pruned model keeps its
+zeros (TF-MOT's sparsity-preserving clustering), the first half of the collaborative chain whose
+second half is `quantize.method = "pcqat"`. With `cluster.clusters = 0` the stage hands the pruned
+model on.
+"""
+from __future__ import annotations
+
+from pipeline.training.clustering import distinct_kernel_values, strip_clustering, wrap_for_clustering
+from pipeline.training.distribute import training_strategy
+from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_source import load_stage_model
+from pipeline.training.pruning import overall_sparsity
+from pipeline.training.stage_io import StageContext, StageOutput, passed_on
+from pipeline.training.stages.data import load_run_data
+
+
+def run(ctx: StageContext) -> StageOutput:
+    cfg = ctx.config.cluster
+    if cfg.clusters == 0:
+        return passed_on(ctx, "prune", "pruned", "clustered", "cluster.clusters = 0: the model goes on unclustered")
+    strategy = training_strategy(ctx.config.run.strategy)
+    seed = ctx.config.run.seed
+    seed_everything(seed)
+    data = load_run_data(ctx)
+    preserve_sparsity = ctx.config.prune.target_sparsity > 0
+    with strategy.scope():
+        model = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
+        wrapped = wrap_for_clustering(model, cfg.clusters, cfg.init, preserve_sparsity)
+        throughput = train_on_labels(wrapped, data.labeled(ctx.config.finetune.label_fraction, seed),
+                                     epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                                     seed=seed, augmented=ctx.config.finetune.augment, description="cluster")
+    clustered = strip_clustering(wrapped)
+    path = ctx.out_dir / "clustered.h5"
+    clustered.save(path, include_optimizer=False)
+    metrics = {
+        "clusters": cfg.clusters,
+        "sparsity_preserved": preserve_sparsity,
+        "sparsity": overall_sparsity(clustered),
+        "distinct_kernel_values": distinct_kernel_values(clustered),
+        "clustered_val_accuracy": keras_accuracy(clustered, data.validation),
+        "cluster_images_per_s": round(throughput, 1),
+    }
+    return StageOutput({"clustered": path}, metrics)

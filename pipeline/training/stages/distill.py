@@ -1,0 +1,99 @@
+"""Stage 4: knowledge distillation of a smaller student from the fine-tuned model (the teacher).
+
+The student (`distill.student` at `distill.width`, from random weights) learns from the labelled
+images with their labels and the teacher's softened outputs, and from every other training image
+(and data.unlabeled_path's) with the teacher's softened outputs alone: the self-supervised teacher
+passes on what it learned from many images to a model small enough for the board. With
+`distill.plain_baseline`, the same student is also trained on the labelled images alone (same
+epochs, same recipe): the two accuracies are the evidence that distillation pays. Without a
+student the stage hands the fine-tuned model on.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from models import build_classifier
+from pipeline.core.tf_env import keras, tf
+from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.datasets import labeled_subset
+from pipeline.training.distillation import Distiller
+from pipeline.training.distribute import training_strategy
+from pipeline.training.fit import fit, keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.image_set import UNLABELED, ImageSet, model_input
+from pipeline.training.model_source import load_stage_model
+from pipeline.training.stage_io import StageContext, StageOutput, passed_on
+from pipeline.training.stages.data import RunData, load_run_data
+from pipeline.training.surgery import model_macs
+
+
+def distillation_images(ctx: StageContext, data: RunData) -> ImageSet:
+    """The training split with labels kept only on the labelled fraction, plus any unlabeled images."""
+    train = data.train
+    labeled = labeled_subset(train.labels, ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    if not ctx.config.distill.unlabeled:
+        return train.select(labeled)
+    labels = np.full(len(train), UNLABELED, dtype=np.int64)
+    labels[labeled] = train.labels[labeled]
+    images = dataclasses.replace(train, labels=labels)
+    return images.concatenate(data.dataset.unlabeled) if data.dataset.unlabeled else images
+
+
+def _distillation_dataset(images: ImageSet, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
+    """(image, label, labelled flag) batches; an unlabeled image has flag 0 and a placeholder label."""
+    def prepare(x, y):
+        x = model_input(x)
+        return (augment(x, FINETUNE_STRENGTH) if augmented else x), tf.maximum(y, 0), tf.cast(y >= 0, tf.float32)
+
+    ds = images.dataset(labelled=True, shuffle_seed=seed).batch(batch_size)
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _new_student(ctx: StageContext, data: RunData) -> keras.Model:
+    cfg = ctx.config.distill
+    return build_classifier(cfg.student, data.dataset.input_shape, data.dataset.num_classes, cfg.width)
+
+
+def run(ctx: StageContext) -> StageOutput:
+    cfg = ctx.config.distill
+    if not cfg.student:
+        return passed_on(ctx, "finetune", "classifier", "model", "distill.student is not set: the fine-tuned "
+                                                                  "model goes on as it is")
+    strategy = training_strategy(ctx.config.run.strategy)
+    data = load_run_data(ctx)
+    images = distillation_images(ctx, data)
+    seed = ctx.config.run.seed
+    seed_everything(seed)
+    with strategy.scope():
+        teacher = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
+        student = _new_student(ctx, data)
+        distiller = Distiller(student, teacher, cfg.temperature, cfg.alpha)
+        steps = -(-len(images) // cfg.batch_size)
+        schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
+        distiller.compile(optimizer=keras.optimizers.Adam(schedule))
+        dataset = _distillation_dataset(images, cfg.batch_size, seed, ctx.config.finetune.augment)
+        throughput = fit(distiller, dataset, cfg.epochs, steps, cfg.batch_size, "distill")
+    student_path = ctx.out_dir / "model.h5"
+    student.save(student_path, include_optimizer=False)
+    labelled = int(np.sum(images.labels != UNLABELED))
+    metrics = {
+        "student": cfg.student, "student_width": cfg.width,
+        "teacher_params": teacher.count_params(), "student_params": student.count_params(),
+        "teacher_macs": model_macs(teacher), "student_macs": model_macs(student),
+        "labelled_images": labelled, "soft_label_only_images": len(images) - labelled,
+        "teacher_accuracy": keras_accuracy(teacher, data.test),
+        "distilled_accuracy": keras_accuracy(student, data.test),
+        "distilled_val_accuracy": keras_accuracy(student, data.validation),
+        "distill_images_per_s": round(throughput, 1),
+    }
+    if cfg.plain_baseline:
+        seed_everything(seed)
+        with strategy.scope():
+            plain = _new_student(ctx, data)
+            train_on_labels(plain, data.labeled(ctx.config.finetune.label_fraction, seed), epochs=cfg.epochs,
+                            batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=seed,
+                            augmented=ctx.config.finetune.augment, description="student without distillation")
+        metrics["plain_student_accuracy"] = keras_accuracy(plain, data.test)
+        metrics["distillation_gain"] = metrics["distilled_accuracy"] - metrics["plain_student_accuracy"]
+    return StageOutput({"model": student_path}, metrics)
