@@ -35,9 +35,10 @@ KILL_AFTER = "nightly: recorded float on local"  # stderr line: one result commi
 PROCESS_TIMEOUT_S = 300
 REPEATING_PYTHON = """#!{python}
 # The agent's interpreter on a slower device: every LiteRT invoke computes the model {repeats} times.
+import os
 import runpy
 import sys
-
+{pin}
 from ai_edge_litert import interpreter
 
 _invoke = interpreter.Interpreter.invoke
@@ -71,9 +72,11 @@ known_hosts = "{folder}/known_hosts"
 """
 
 
-def repeating_python(path: Path, repeats: int) -> Path:
-    """An interpreter for the agent on which every LiteRT invoke computes the model `repeats` times."""
-    path.write_text(REPEATING_PYTHON.format(python=sys.executable, repeats=repeats))
+def repeating_python(path: Path, repeats: int, cpu: int | None = None) -> Path:
+    """An interpreter for the agent on which every LiteRT invoke computes the model `repeats` times
+    (running on CPU `cpu` alone, when given)."""
+    pin = "" if cpu is None else f"os.sched_setaffinity(0, {{{cpu}}})\n"
+    path.write_text(REPEATING_PYTHON.format(python=sys.executable, repeats=repeats, pin=pin))
     path.chmod(0o755)
     return path
 
