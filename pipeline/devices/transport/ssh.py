@@ -13,6 +13,7 @@ import shlex
 import socket
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,7 +304,8 @@ class SshConnection(Connection):
         except (EOFError, paramiko.SSHException, ConnectionError):
             raise self._connection_lost(command) from None
         finally:
-            channel.close()
+            with suppress(EOFError, OSError, paramiko.SSHException):  # a dead session cannot be told; keep the reason
+                channel.close()
         if exit_code == -1 and not transport.is_active():
             raise self._connection_lost(command)
         return exit_code, bytes(output.stdout), bytes(output.stderr)
@@ -313,8 +315,8 @@ class SshConnection(Connection):
         return DeviceError(f"{self._where()}: connection lost during `{command}` (link cut, sshd stopped or "
                            f"the device rebooted); it may not have finished, check the device and retry")
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout))
+    def run(self, command: str, timeout: float | None = None, stdin: Path | None = None) -> CommandResult:
+        exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout), stdin)
         return CommandResult(command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
     def _transfer(self, command: str, stdin: Path | None = None) -> bytes:
