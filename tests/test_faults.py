@@ -4,7 +4,8 @@ benchmarks a half-deployed model, loses no stored result, and the next run works
 Faults: sshd killed during an upload; the link cut during a benchmark (a veth in a network
 namespace taken down); the workdir on a full filesystem (a small tmpfs); the agent killed mid-run;
 a corrupted model in the device cache; the host key changed between two runs; Ctrl-C while device
-work is pending; Ctrl-C during a results write (both store backends).
+work is pending; Ctrl-C during a results write (both store backends); the PostgreSQL server's disk full
+during a results write.
 
 Namespaces, interfaces, addresses and mounts get unique names and are removed by fixture
 finalizers: other test runs may share this machine.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,9 +33,11 @@ from pipeline.devices.bench_run import BenchJob, benchmark
 from pipeline.devices.transport.connection import DeviceError
 from pipeline.devices.transport.ssh import SshConnection
 from pipeline.devices.uploads import CACHE_DIR, upload_files
+from pipeline.errors import UserError
 from pipeline.results import ResultsStore
 from pipeline.results.store import FAILED, VariantRecord
 from pipeline.testing.loopback_sshd import LoopbackSshd, generate_key, start_sshd
+from pipeline.testing.pg_server import SERVER_USER
 from pipeline.testing.synthetic import benchmark_document
 from tests.agent_fixtures import agent_models, agent_pyz  # noqa: F401
 from tests.conftest import REPO
@@ -269,11 +273,11 @@ def test_link_cut_during_a_benchmark(netns_link, agent_models, agent_pyz, tmp_pa
 
 # --- the workdir on a full filesystem -------------------------------------------------------------------------------
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "small-disk"
+@contextmanager
+def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted on `mount_point` (made here) for the block."""
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
@@ -281,6 +285,13 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        mount_point.rmdir()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small-disk", "64k") as mount_point:
+        yield mount_point
 
 
 def test_workdir_on_a_full_filesystem(ssh_host, known_hosts, small_tmpfs, agent_models, agent_pyz):
@@ -294,6 +305,47 @@ def test_workdir_on_a_full_filesystem(ssh_host, known_hosts, small_tmpfs, agent_
 
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_tmpfs)], check=True)  # the user frees space
     assert bench_once(profile, agent_pyz, agent_models)["mismatch"] is None
+
+
+def _latencies(count: int) -> dict:
+    return benchmark_document(device="local", model_sha256=SHA, samples=[1.0 + i / 1000 for i in range(count)])
+
+
+def test_the_postgresql_servers_disk_full_during_a_results_write(postgres_server):
+    """The store's database lives in a tablespace on a 16 MiB tmpfs (inside the server's own folder, which
+    its user can reach), then filled; the SQLite twin of this test is
+    tests/test_folders.py::test_a_full_results_disk_is_one_line_and_keeps_earlier_results."""
+    import psycopg
+
+    name = f"full_disk_{secrets.token_hex(3)}"
+    with tmpfs(postgres_server.root / name, "16m") as disk, \
+            psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        space = disk / "tablespace"
+        space.mkdir()
+        if postgres_server.as_root:
+            shutil.chown(space, SERVER_USER, SERVER_USER)
+        admin.execute(f"CREATE TABLESPACE {name} LOCATION '{space}'")
+        try:
+            admin.execute(f"CREATE DATABASE {name} TABLESPACE {name}")
+            _fill_the_store_of(postgres_server.url(name), disk)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP TABLESPACE {name}")
+
+
+def _fill_the_store_of(url: str, disk: Path) -> None:
+    with ResultsStore.open(url) as store:
+        with store.recording("first") as run_id:
+            store.record_benchmark(run_id, "int8", _latencies(100), device="local")
+        subprocess.run(f"head -c 64M /dev/zero > {disk}/filler", shell=True, stderr=subprocess.DEVNULL)
+        with pytest.raises(UserError) as full:
+            with store.recording("second") as run_id:
+                store.record_benchmark(run_id, "int8", _latencies(100_000), device="local")
+        assert one_line(full.value).startswith(f"cannot write into the results database {store.db.url}: "
+                                               f"its server's disk is full (could not extend file")
+        assert "No space left on device" in str(full.value) and "--db at another database" in str(full.value)
+        [kept] = store.results()
+        assert kept["run"] == "first" and len(store.samples(kept["id"])) == 100  # intact
 
 
 # --- the agent killed mid-run ---------------------------------------------------------------------------------------

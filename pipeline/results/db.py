@@ -219,8 +219,15 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:
-        with self.connection.transaction():
-            yield _PostgresTransaction(self.connection)
+        import psycopg
+
+        try:
+            with self.connection.transaction():
+                yield _PostgresTransaction(self.connection)
+        except psycopg.errors.DiskFull as error:  # the server rolled the transaction back; earlier ones are intact
+            reason = str(error).strip().splitlines()[0]
+            raise UserError(f"cannot write into the results database {self.url}: its server's disk is full ({reason}); "
+                            f"free some space on the server, or point {ENV_VAR} / --db at another database") from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return _PostgresTransaction(self.connection).execute(sql, params)
