@@ -2,7 +2,8 @@
 
 Modules are imported only when their subcommand runs, so `--help` and cache checks stay
 fast and do not import TensorFlow. A command module provides
-`add_arguments(parser)` and `run(args) -> int`.
+`add_arguments(parser)` and `run(args) -> int`, and may set `EXIT_USER_ERROR` when bad input
+must not exit 1 (the nightly's 1 means "regression").
 """
 from __future__ import annotations
 
