@@ -2,13 +2,15 @@
 
 Modules are imported only when their subcommand runs, so `--help` and cache checks stay
 fast and do not import TensorFlow. A command module provides
-`add_arguments(parser)` and `run(args) -> int`.
+`add_arguments(parser)` and `run(args) -> int`, and may set `EXIT_USER_ERROR` when bad input
+must not exit 1 (the nightly's 1 means "regression").
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from pipeline.core.safe_text import one_line
 from pipeline.errors import UserError
@@ -42,8 +44,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Argument errors as a UserError: one line naming the problem and where help is, exit 1, like every other
+    error (argparse prints its usage block and exits 2). Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message}; see {self.prog} --help")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -54,21 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if argv and argv[0] in COMMANDS:
-        # Re-build only the chosen subcommand with its real arguments.
-        module = importlib.import_module(COMMANDS[argv[0]][0])
-        parser = argparse.ArgumentParser(prog=f"python -m pipeline {argv[0]}", description=COMMANDS[argv[0]][1])
-        module.add_arguments(parser, argv[0])
-        args = parser.parse_args(argv[1:])
-        args.command = argv[0]
-        try:
+    module = None
+    try:
+        if argv and argv[0] in COMMANDS:
+            # Re-build only the chosen subcommand with its real arguments.
+            module = importlib.import_module(COMMANDS[argv[0]][0])
+            parser = OneLineArgumentParser(prog=f"python -m pipeline {argv[0]}", description=COMMANDS[argv[0]][1])
+            module.add_arguments(parser, argv[0])
+            args = parser.parse_args(argv[1:])
+            args.command = argv[0]
             return int(module.run(args) or 0)
-        except UserError as error:
-            print(f"error: {one_line(error)}", file=sys.stderr)  # one line, whatever strings the message quotes
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-    parser.parse_args(argv)  # prints help or a usage error
-    return 2
+        build_parser().parse_args(argv)  # prints help (exit 0), or refuses a missing or unknown command
+    except UserError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)  # one line, whatever strings the message quotes
+        return getattr(module, "EXIT_USER_ERROR", 1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1

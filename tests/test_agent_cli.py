@@ -107,6 +107,10 @@ BAD_INPUTS = [
     ("no model argument", "--samples {samples}", 2, "--model"),
     ("malformed meter option", BASE + " --energy-meter hwmon --meter-option hwmon2", 2, "is not key=value"),
     ("option for another meter", BASE + " --energy-meter rapl --meter-option name=ina219", 2, "not known for rapl"),
+    ("threads in other digits", BASE + " --threads \u0663", 2, "'\u0663' is not a finite number in ASCII digits"),
+    ("full-width runs", BASE + " --runs \uff15\uff10", 2, "is not a finite number in ASCII digits"),
+    ("infinite min-s", BASE + " --min-s inf", 2, "'inf' is not a finite number"),  # before: an endless loop
+    ("nan warm-up", BASE + " --warmup-min-s nan", 2, "'nan' is not a finite number"),
 ]
 
 

@@ -48,6 +48,7 @@ def test_hwmon_without_power_file_multiplies_bus_volts_and_current(tmp_path):
         ("hwmon", {"hwmon": "hwmon7"}, AgentError, "hwmon7 does not exist"),
         ("hwmon", {"name": "ina3221"}, AgentError, "no device named ina3221"),
         ("hwmon", {"channels": "one"}, UsageError, "channels=1,2"),
+        ("hwmon", {"channels": "\u0661,\u0662"}, UsageError, "channels=1,2"),  # int('\u0661') == 1
         ("rapl", {}, AgentError, "RAPL needs an Intel/AMD x86 CPU"),
         ("pi5-pmic", {"vcgencmd": "/nonexistent/vcgencmd"}, AgentError, "/nonexistent/vcgencmd not found"),
         ("command", {}, UsageError, "needs --meter-option command="),

@@ -4,7 +4,8 @@ benchmarks a half-deployed model, loses no stored result, and the next run works
 Faults: sshd killed during an upload; the link cut during a benchmark (a veth in a network
 namespace taken down); the workdir on a full filesystem (a small tmpfs); the agent killed mid-run;
 a corrupted model in the device cache; the host key changed between two runs; Ctrl-C while device
-work is pending; Ctrl-C during a results write (both store backends).
+work is pending; Ctrl-C during a results write (both store backends); the PostgreSQL server's disk full
+during a results write.
 
 Namespaces, interfaces, addresses and mounts get unique names and are removed by fixture
 finalizers: other test runs may share this machine.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,10 +32,12 @@ from pipeline.core.artifacts import TMP_PREFIX, sha256_file
 from pipeline.devices.bench_run import BenchJob, benchmark
 from pipeline.devices.transport.connection import DeviceError
 from pipeline.devices.transport.ssh import SshConnection
-from pipeline.devices.uploads import CACHE_DIR, STALE_UPLOAD_MIN, upload_files
+from pipeline.devices.uploads import CACHE_DIR, upload_files
+from pipeline.errors import UserError
 from pipeline.results import ResultsStore
 from pipeline.results.store import FAILED, VariantRecord
 from pipeline.testing.loopback_sshd import LoopbackSshd, generate_key, start_sshd
+from pipeline.testing.pg_server import SERVER_USER
 from pipeline.testing.synthetic import benchmark_document
 from tests.agent_fixtures import agent_models, agent_pyz  # noqa: F401
 from tests.conftest import REPO
@@ -107,33 +111,98 @@ def own_sshd(tmp_path: Path) -> Iterator[LoopbackSshd]:
 
 # --- sshd killed during an upload -----------------------------------------------------------------------------------
 
+def random_file(path: Path, mib: int) -> Path:
+    with open(path, "wb") as handle:
+        for _ in range(mib):
+            handle.write(os.urandom(1 << 20))
+    return path
+
+
+def upload_temporaries(cache: Path) -> list[Path]:
+    return [path for path in cache.iterdir() if path.name.startswith(TMP_PREFIX)] if cache.is_dir() else []
+
+
+class FirstCommandWatch(SshConnection):
+    """A real SSH connection that notes, after each command, whether `watched` still exists."""
+
+    def __init__(self, profile, watched: Path):
+        super().__init__(profile)
+        self.watched, self.exists_after = watched, []
+
+    def run(self, command: str, timeout: float | None = None, stdin: Path | None = None):
+        result = super().run(command, timeout, stdin)
+        self.exists_after.append(self.watched.exists())
+        return result
+
+
 def test_sshd_killed_during_an_upload(own_sshd, agent_models, agent_pyz, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text(own_sshd.known_hosts_line())
     workdir = tmp_path / "device"
     profile = ssh_profile(own_sshd, known, workdir, connect_retries=0)
-    big = tmp_path / "big-model.tflite"
-    with open(big, "wb") as handle:
-        for _ in range(256):
-            handle.write(os.urandom(1 << 20))
+    big = random_file(tmp_path / "big-model.tflite", 256)
     connection = SshConnection(profile)
     thread, outcome = in_thread(lambda: upload_files(connection, [big]))
     cache = workdir / CACHE_DIR
-    wait_for(lambda: cache.is_dir() and any(p.name.startswith(TMP_PREFIX) for p in cache.iterdir()), "the upload")
+    wait_for(lambda: upload_temporaries(cache), "the upload")
     own_sshd.crash()
     thread.join(WAIT_S)
     [error] = outcome
-    assert isinstance(error, DeviceError), error
+    assert isinstance(error, DeviceError), repr(error)
     assert "connection lost" in one_line(error) or "unreachable" in one_line(error)
-    [leftover] = [p for p in cache.iterdir() if p.name.startswith(TMP_PREFIX)]  # the dead link left it
+    [leftover] = upload_temporaries(cache)  # the dead link left it
     assert not (cache / f"{sha256_file(big)}.tflite").exists()  # nothing half-sent is ever named as the model
 
     own_sshd.restart()
-    old = time.time() - (STALE_UPLOAD_MIN + 1) * 60  # as the next connection finds it, some time later
-    os.utime(leftover, (old, old))
-    document = benchmark(connection, job(agent_pyz, agent_models))  # the same connection reconnects
-    connection.close()
-    assert document["mismatch"] is None and not leftover.exists()
+    with FirstCommandWatch(profile, leftover) as again:  # the next connection, at once
+        document = benchmark(again, job(agent_pyz, agent_models))
+    assert again.exists_after[0] is False  # gone after its first command, before anything was benchmarked
+    assert document["mismatch"] is None
+    assert_no_partial_files(workdir)
+
+
+def _processes_with_open(path: Path) -> list[int]:
+    """Pids that hold `path` open (the uploading shell and its cat), from /proc/<pid>/fd."""
+    holders = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                holders.append(int(fd_dir.parent.name))
+        except OSError:
+            continue  # it exited meanwhile, or is not ours to read
+    return holders
+
+
+def test_an_upload_in_progress_is_never_removed_by_another_connection(ssh_host, known_hosts, tmp_path):
+    """Two host processes on one board: the second one's cleanup removes a dead upload's temporary and
+    leaves the first one's upload, paused mid-transfer (SIGSTOP), to finish intact."""
+    workdir = tmp_path / "device"
+    profile = ssh_profile(ssh_host, known_hosts, workdir)
+    cache = workdir / CACHE_DIR
+    big = random_file(tmp_path / "big-model.tflite", 256)
+    small = random_file(tmp_path / "small.bin", 1)
+    first = SshConnection(profile)
+    thread, outcome = in_thread(lambda: upload_files(first, [big]))
+    wait_for(lambda: upload_temporaries(cache), "the upload")
+    [live] = upload_temporaries(cache)
+    writers = _processes_with_open(live)
+    assert writers, "the upload finished before it could be paused; use a bigger file"
+    dead = cache / f"{TMP_PREFIX}dead-samples.npz"
+    dead.write_bytes(b"left by an upload whose shell was killed")
+    for pid in writers:
+        os.kill(pid, signal.SIGSTOP)  # the upload stalls: no byte arrives while the second one cleans up
+    try:
+        with SshConnection(profile) as second:
+            upload_files(second, [small])  # its first command removes the temporaries of dead uploads
+        assert not dead.exists() and live.exists()
+    finally:
+        for pid in writers:
+            os.kill(pid, signal.SIGCONT)
+    thread.join(WAIT_S)
+    first.close()
+    [[upload]] = outcome
+    assert upload.bytes_sent == big.stat().st_size and sha256_file(upload.remote) == sha256_file(big)
+    assert sha256_file(cache / f"{sha256_file(small)}.bin") == sha256_file(small)
     assert_no_partial_files(workdir)
 
 
@@ -204,11 +273,11 @@ def test_link_cut_during_a_benchmark(netns_link, agent_models, agent_pyz, tmp_pa
 
 # --- the workdir on a full filesystem -------------------------------------------------------------------------------
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "small-disk"
+@contextmanager
+def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted on `mount_point` (made here) for the block."""
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
@@ -216,6 +285,13 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        mount_point.rmdir()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small-disk", "64k") as mount_point:
+        yield mount_point
 
 
 def test_workdir_on_a_full_filesystem(ssh_host, known_hosts, small_tmpfs, agent_models, agent_pyz):
@@ -229,6 +305,47 @@ def test_workdir_on_a_full_filesystem(ssh_host, known_hosts, small_tmpfs, agent_
 
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_tmpfs)], check=True)  # the user frees space
     assert bench_once(profile, agent_pyz, agent_models)["mismatch"] is None
+
+
+def _latencies(count: int) -> dict:
+    return benchmark_document(device="local", model_sha256=SHA, samples=[1.0 + i / 1000 for i in range(count)])
+
+
+def test_the_postgresql_servers_disk_full_during_a_results_write(postgres_server):
+    """The store's database lives in a tablespace on a 16 MiB tmpfs (inside the server's own folder, which
+    its user can reach), then filled; the SQLite twin of this test is
+    tests/test_folders.py::test_a_full_results_disk_is_one_line_and_keeps_earlier_results."""
+    import psycopg
+
+    name = f"full_disk_{secrets.token_hex(3)}"
+    with tmpfs(postgres_server.root / name, "16m") as disk, \
+            psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        space = disk / "tablespace"
+        space.mkdir()
+        if postgres_server.as_root:
+            shutil.chown(space, SERVER_USER, SERVER_USER)
+        admin.execute(f"CREATE TABLESPACE {name} LOCATION '{space}'")
+        try:
+            admin.execute(f"CREATE DATABASE {name} TABLESPACE {name}")
+            _fill_the_store_of(postgres_server.url(name), disk)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP TABLESPACE {name}")
+
+
+def _fill_the_store_of(url: str, disk: Path) -> None:
+    with ResultsStore.open(url) as store:
+        with store.recording("first") as run_id:
+            store.record_benchmark(run_id, "int8", _latencies(100), device="local")
+        subprocess.run(f"head -c 64M /dev/zero > {disk}/filler", shell=True, stderr=subprocess.DEVNULL)
+        with pytest.raises(UserError) as full:
+            with store.recording("second") as run_id:
+                store.record_benchmark(run_id, "int8", _latencies(100_000), device="local")
+        assert one_line(full.value).startswith(f"cannot write into the results database {store.db.url}: "
+                                               f"its server's disk is full (could not extend file")
+        assert "No space left on device" in str(full.value) and "--db at another database" in str(full.value)
+        [kept] = store.results()
+        assert kept["run"] == "first" and len(store.samples(kept["id"])) == 100  # intact
 
 
 # --- the agent killed mid-run ---------------------------------------------------------------------------------------

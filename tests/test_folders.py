@@ -6,6 +6,7 @@ Read-only and full filesystems are real tmpfs mounts in a private mount namespac
 errors are the kernel's EROFS and ENOSPC (file modes would not stop root)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -158,3 +159,77 @@ def test_a_full_reports_folder_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     error = _one_line_error(result)
     assert f"cannot write into {reports}: No space left on device" in error and "--reports" in error
+
+
+CHECK_RUN_FOLDER = """
+import json, sys
+from pathlib import Path
+from pipeline.core.artifacts import TMP_PREFIX, Manifest
+manifest = Manifest(sys.argv[1])
+print(json.dumps({"stages": {name: manifest.outputs_intact(name) for name in manifest.data["stages"]},
+                  "leftovers": sorted(p.name for p in Path(sys.argv[1]).iterdir() if p.name.startswith(TMP_PREFIX))}))
+"""
+
+
+@needs_mounts
+@pytest.mark.parametrize("stage, size, kept", [
+    ("pretrain", "64k", ["data"]),  # the encoder's save_weights fills the disk
+    ("finetune", "200k", ["data", "pretrain"]),  # the classifier's model.save fills the disk
+])
+def test_a_full_build_folder_during_a_model_save_is_one_line(tmp_path: Path, stage: str, size: str,
+                                                               kept: list[str]) -> None:
+    """HDF5 on a full disk raised RuntimeError tracebacks, and model.save then crashed the interpreter at exit."""
+    config = write_toml(micro_config(tmp_path / "build"), tmp_path / "micro.toml")
+    run_dir = tmp_path / "build" / "micro"
+    script = '"$1" -m pipeline "$2" --config "$3"; status=$?; "$1" -c "$4" "$5"; exit $status'
+    result = _in_mount(tmp_path / "build", f"size={size}", "sh", "-c", script, "sh", sys.executable, stage,
+                       str(config), CHECK_RUN_FOLDER, str(run_dir))
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr and "Segmentation" not in result.stderr
+    assert last == (f"error: cannot write into {run_dir}: No space left on device; make it writable or free some "
+                    f"space, or set run.build_dir in {config}")
+    state = json.loads(result.stdout)
+    assert state == {"stages": {name: True for name in kept}, "leftovers": []}  # earlier stages intact, no half file
+
+
+FULL_RESULTS_DISK = """
+import subprocess, sys
+from pathlib import Path
+from pipeline.errors import UserError
+from pipeline.results import ResultsStore
+from pipeline.testing.synthetic import benchmark_document
+folder, db = Path(sys.argv[1]), sys.argv[1] + "/results.db"
+def result(count):
+    return benchmark_document(device="local", model_sha256="a" * 64, samples=[1.0 + i / 1000 for i in range(count)])
+with ResultsStore.open(db) as store:
+    with store.recording("first") as run_id:
+        store.record_benchmark(run_id, "v", result(100), device="local")
+    subprocess.run(f"head -c 1M /dev/zero > {folder}/filler", shell=True, stderr=subprocess.DEVNULL)
+    try:  # the store is open: the write itself hits the full disk
+        with store.recording("second") as run_id:
+            store.record_benchmark(run_id, "v", result(10_000), device="local")
+    except UserError as error:
+        print(f"error: {error}")
+# a new process on the full disk: SQLite cannot even create its -wal/-shm files
+pinned = subprocess.run([sys.executable, "-m", "pipeline", "baseline", "pin", "first", "--db", db],
+                        capture_output=True, text=True)
+print(pinned.stderr.strip(), pinned.returncode, pinned.stderr.count("\\n"))
+(folder / "filler").unlink()  # the user frees some space
+with ResultsStore.open(db) as store:
+    print(len(store.results()), [run["name"] for run in store.runs(statuses=("running", "complete", "failed"))])
+"""
+
+
+@needs_mounts
+def test_a_full_results_disk_is_one_line_and_keeps_earlier_results(tmp_path: Path) -> None:
+    """SQLite's 'database or disk is full' and 'disk I/O error' become one line naming the database and the fix."""
+    results = tmp_path / "results"
+    result = _in_mount(results, "size=256k", sys.executable, "-c", textwrap.dedent(FULL_RESULTS_DISK), str(results))
+    assert result.returncode == 0, result.stderr
+    write_error, pin_error, counts = result.stdout.splitlines()
+    full = f"cannot write into the results database {results / 'results.db'}: the disk is full"
+    fix = "free some space, or move the database elsewhere with RESULTS_DB / --db"
+    assert write_error.startswith(f"error: {full} (database or disk is full)") and write_error.endswith(fix)
+    assert pin_error.startswith(f"error: {full}") and pin_error.endswith(f"{fix} 1 1")  # one line, exit 1
+    assert counts == "1 ['first']"  # the earlier result is intact; the failed run left nothing

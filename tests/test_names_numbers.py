@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.core.names import check_name
-from pipeline.devices.inventory import load_inventory
+from pipeline.devices.inventory import DeviceProfile, load_inventory
+from pipeline.devices.transport.ssh import resolve_target
 from pipeline.errors import UserError
 from pipeline.nightly.nightly_config import load_nightly_config
 from pipeline.results import ResultsStore
@@ -142,8 +144,55 @@ def test_dates_out_of_range_or_in_other_digits_are_one_line(text: str, expected:
 @pytest.mark.parametrize("value", ["\u0661\u0662", "\uff11\uff12", "99999999999999999999", "-1", "1e3"])
 def test_run_ids_must_be_ascii_digits_that_fit(value: str, tmp_path: Path) -> None:
     result = run_cli("results", "--run", value, "--db", str(tmp_path / "r.db"), cwd=tmp_path)
-    assert result.returncode == 2 and "is not a whole number (0-9 digits" in result.stderr  # argparse usage error
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (f"error: argument --run: {value!r} is not a whole number (0-9 digits, at most "
+                             f"{(1 << 63) - 1}); see python -m pipeline results --help\n")
+    assert not (tmp_path / "r.db").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: COMMAND; see python -m pipeline --help"),
+    (["nosuch"], "argument COMMAND: invalid choice: 'nosuch'"),
+    (["results", "--nosuch"], "unrecognized arguments: --nosuch; see python -m pipeline results --help"),
+    (["results", "--run"], "argument --run: expected one argument; see python -m pipeline results --help"),
+    (["baseline"], "the following arguments are required: ACTION; see python -m pipeline baseline --help"),
+    (["baseline", "pin"], "the following arguments are required: run; see python -m pipeline baseline pin --help"),
+    (["bench-results", "--count", "\u0663"], "argument --count: '\u0663' is not a whole number (0-9 digits"),
+    (["bench-results", "--samples", "\uff13"], "argument --samples: '\uff13' is not a whole number (0-9 digits"),
+    (["bench-agent", "--threads", "\u0967"], "argument --threads: '\u0967' is not a whole number"),  # Devanagari
+    (["bench-nightly-noise", "--nights", "\u0663"], "argument --nights: '\u0663' is not a whole number"),
+])
+def test_argument_errors_are_one_line_and_exit_1(argv: list[str], message: str, capsys) -> None:
+    """argparse's usage block and exit 2 are gone: one line with the fix, exit 1, like every other error."""
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    assert message in captured.err and captured.err.rstrip().endswith("--help")
+
+
+def test_nightly_argument_errors_keep_its_no_verdict_exit_code(capsys) -> None:
+    assert main(["nightly", "--nosuch"]) == 2  # 1 would read as "a model regression" in CI
+    assert capsys.readouterr().err == "error: unrecognized arguments: --nosuch; see python -m pipeline nightly --help\n"
+
+
+def test_help_still_prints_and_exits_0() -> None:
+    result = run_cli("results", "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m pipeline results")
+
+
+@pytest.mark.parametrize("config_line, message", [
+    ("Port \u0662\u0662", "Host board: port '\u0662\u0662' is not a TCP port (1-65535)"),
+    ("Port twenty-two", "Host board: port 'twenty-two' is not a TCP port"),  # before: a ValueError traceback
+    ("ProxyJump bastion:\u0662\u0662", "ProxyJump 'bastion:\u0662\u0662': port '\u0662\u0662' is not a TCP port"),
+])
+def test_ssh_config_ports_must_be_ascii_digits(config_line: str, message: str, tmp_path: Path) -> None:
+    """int('٢٢') == 22: a port in other digits would silently connect somewhere; OpenSSH refuses it too."""
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host board\n  HostName 127.0.0.1\n  {config_line}\n")
+    profile = DeviceProfile(name="board", transport="ssh", host="board", ssh_config=str(config))
+    with pytest.raises(UserError) as refused:
+        resolve_target(profile)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_baseline_pin_reads_other_digits_as_a_name(tmp_path: Path) -> None:

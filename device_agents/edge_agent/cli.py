@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -31,10 +32,13 @@ class AgentArgumentParser(argparse.ArgumentParser):
 
 
 def _number(kind: type, minimum: float, strict: bool = False) -> Any:
-    """argparse type accepting numbers >= minimum (> minimum when strict)."""
+    """argparse type accepting finite numbers >= minimum (> minimum when strict), in ASCII digits: int() and
+    float() also read other scripts' digits ('٣' is 3), and float() reads nan and inf."""
 
     def parse(text: str) -> Any:
         value = kind(text)
+        if not text.isascii() or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number in ASCII digits")
         if value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum:g}")
         return value

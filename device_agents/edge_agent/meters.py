@@ -90,10 +90,10 @@ class HwmonMeter(Meter):
 def _parse_channels(text: str | None) -> list[int] | None:
     if text is None:
         return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise UsageError(f"--meter-option channels={text}: expected channel numbers like channels=1,2") from exc
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(part.isascii() and part.isdigit() for part in parts):  # int() reads '١' as 1 too
+        raise UsageError(f"--meter-option channels={text}: expected channel numbers like channels=1,2")
+    return [int(part) for part in parts]
 
 
 def _find_hwmon(root: Path, options: dict[str, str]) -> Path:

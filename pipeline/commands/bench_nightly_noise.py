@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.errors import UserError
 from pipeline.nightly.job import run_nightly
 from pipeline.nightly.nightly_config import DEFAULT_CONFIG, load_nightly_config, with_overrides
@@ -23,7 +24,8 @@ DEFAULT_OUT = "build/bench-nightly-noise"
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="nightly TOML file (default: %(default)s)")
     parser.add_argument("--pipeline", help="pipeline config instead of the nightly config's (e.g. configs/tiny.toml)")
-    parser.add_argument("--nights", type=int, default=DEFAULT_NIGHTS, help="nights in a row (default: %(default)s)")
+    parser.add_argument("--nights", type=ascii_int, default=DEFAULT_NIGHTS,
+                        help="nights in a row (default: %(default)s)")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help="an empty folder for the store, reports and kept models (default: %(default)s)")
 

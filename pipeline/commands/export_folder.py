@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.commands.arguments import ascii_int
 from pipeline.commands.stages import DEFAULT_CONFIG
 from pipeline.errors import UserError
 from pipeline.training.config import load_config
@@ -14,7 +15,7 @@ from pipeline.training.image_export import export_png_folder
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline TOML file (default: {DEFAULT_CONFIG})")
     parser.add_argument("--out", type=Path, required=True, help="folder to write (replaced as a whole)")
-    parser.add_argument("--every", type=int, default=1, help="keep every N-th image (4: a quarter; default 1)")
+    parser.add_argument("--every", type=ascii_int, default=1, help="keep every N-th image (4: a quarter; default 1)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from pipeline.errors import UserError
 from pipeline.nightly.job import EXIT_FAILED, run_nightly
 from pipeline.nightly.nightly_config import DEFAULT_CONFIG, load_nightly_config, with_overrides
 
+EXIT_USER_ERROR = EXIT_FAILED  # for bad arguments too (the CLI reads it): 1 means "regression" here
+
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="nightly TOML file (default: %(default)s)")

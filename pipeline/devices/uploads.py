@@ -4,8 +4,19 @@ A file is sent to a temporary name, its hash is checked on the device and only t
 into place, so the cache never holds a file whose name lies about its content. A cached
 file is re-hashed before each use; an intact one is not sent again. Files are hashed through
 stdin: sha256sum escapes file names holding a backslash or a newline, which would not match.
-A temporary left by an upload whose link died is removed by the next upload once it has not
-changed for STALE_UPLOAD_MIN minutes (an upload in progress writes to it all the time).
+
+Temporaries of uploads that died (sshd or the board killed mid-upload) are removed by the next
+connection's first command, while two host processes may upload to the same board at once. The
+owner of a temporary is the device-side shell that writes it: it holds an `flock` on the temporary
+from creating it until the file is verified and renamed, and the kernel drops that lock when the
+shell exits or is killed. A temporary whose lock can be taken therefore has no live owner and is
+removed; one whose lock is held is an upload in progress and is left alone. Creating a temporary
+and locking it are two steps, so both happen under `<workdir>/uploads.lock`, which the cleanup holds
+too: it can never see a temporary between those steps. The uploads lock is held for milliseconds
+(never during a transfer), so uploads and cleanups do not wait on each other's transfers. Age is no
+evidence: a stalled upload is not dead, and a dead one need not be old. A cut link keeps its shell,
+and so its lock, until sshd notices; the temporary goes with the next connection after that (or the
+shell, reading end-of-file, finds the hash wrong and removes it itself).
 """
 from __future__ import annotations
 
@@ -23,7 +34,7 @@ LOG = logging.getLogger(__name__)
 CACHE_DIR = "cache"
 CORRUPTED_EXIT = 3  # the verify command's exit when the hash differs
 MISSING = "-"  # what the hash command prints for a file that is not there
-STALE_UPLOAD_MIN = 10
+UPLOADS_LOCK = "uploads.lock"  # in the workdir: held while a temporary is created and locked, or cleaned up
 
 
 class UploadCorrupted(DeviceError):
@@ -47,14 +58,24 @@ def _hash_command(path: str) -> str:
     return f"{{ sha256sum < {shlex.quote(path)}; }} 2>/dev/null || echo {MISSING}"
 
 
+def _uploads_lock(connection: Connection) -> str:
+    """Shell: open the workdir's uploads lock as file descriptor 8 and wait for it."""
+    return f"exec 8>>{shlex.quote(f'{connection.workdir}/{UPLOADS_LOCK}')} && flock 8"
+
+
+def _remove_dead_temporaries(connection: Connection) -> str:
+    """Shell: under the uploads lock, remove each upload temporary whose own lock is free (its writer
+    is gone); `flock -n` leaves the ones still being written at once."""
+    return (f"( {_uploads_lock(connection)} && cd {shlex.quote(cache_dir(connection))} && "
+            f"for tmp in {TMP_PREFIX}*; do [ -f \"$tmp\" ] && flock -n \"$tmp\" rm -f -- \"$tmp\"; done; true )")
+
+
 def cached_hashes(connection: Connection, paths: list[str]) -> dict[str, str]:
-    """Create the cache folder, remove stale upload temporaries and hash the wanted files in it, in
-    one round trip; missing files are left out of the answer."""
+    """Create the cache folder, remove the temporaries of dead uploads and hash the wanted files in it,
+    in one round trip; missing files are left out of the answer."""
     cache = shlex.quote(cache_dir(connection))
-    stale = (f"find {cache} -maxdepth 1 -type f -name {shlex.quote(TMP_PREFIX + '*')} -mmin +{STALE_UPLOAD_MIN} "
-             f"-exec rm -f -- {{}} + 2>/dev/null")
     hashes = "; ".join(_hash_command(path) for path in paths)
-    result = connection.check(f"mkdir -p -- {cache} && {{ {stale}; {hashes}; }}")
+    result = connection.check(f"mkdir -p -- {cache} && {_remove_dead_temporaries(connection)} && {{ {hashes}; }}")
     digests = [line.split()[0] if line.split() else MISSING for line in result.stdout.splitlines()]
     return {path: digest for path, digest in zip(paths, digests, strict=False) if digest != MISSING}
 
@@ -68,12 +89,20 @@ def _verify_command(tmp: str, digest: str, final: str) -> str:
             f"exit {CORRUPTED_EXIT}; fi; }}")
 
 
+def _upload_command(connection: Connection, tmp: str, digest: str, final: str) -> str:
+    """Shell, reading the file on stdin: create `tmp` and lock it (file descriptor 9) under the uploads
+    lock, write it, then verify and rename it while still holding its lock; a failed write removes it."""
+    quoted = shlex.quote(tmp)
+    return (f"{_uploads_lock(connection)} && exec 9>{quoted} && flock 9 && exec 8>&- || exit 1; "
+            f"cat >&9 || {{ rm -f -- {quoted}; exit 1; }}; {_verify_command(tmp, digest, final)}")
+
+
 def _send_verified(connection: Connection, local: Path, digest: str, final: str) -> None:
-    """Send to a temporary name, check the hash on the device, then rename atomically."""
+    """Send to a temporary name that this upload's device-side shell holds locked, check the hash on the
+    device, then rename atomically."""
     tmp = f"{cache_dir(connection)}/{TMP_PREFIX}{secrets.token_hex(6)}-{Path(final).name}"
     try:
-        connection.put(local, tmp)
-        result = connection.run(_verify_command(tmp, digest, final))
+        result = connection.run(_upload_command(connection, tmp, digest, final), stdin=local)
     except BaseException:
         with suppress(Exception):  # keep the original error if the link is gone too
             connection.run(f"rm -f -- {shlex.quote(tmp)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -142,19 +143,39 @@ class SqliteDatabase:
             self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
             self.connection.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as error:
+            if self._disk_full(error):
+                raise self._full_error(error) from None
             raise UserError(f"cannot open the results database {self.path}: {error}; "
                             "check the path and its permissions") from error
+
+    def _disk_full(self, error: Exception) -> bool:
+        """SQLite reports a full disk as SQLITE_FULL while writing, but only as 'disk I/O error' when it
+        cannot create its -wal/-shm files on one: then the free space tells."""
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+        if code == sqlite3.SQLITE_FULL:
+            return True
+        return code == sqlite3.SQLITE_IOERR and shutil.disk_usage(self.path.parent).free == 0
+
+    def _full_error(self, error: Exception) -> UserError:
+        return UserError(f"cannot write into the results database {self.path}: the disk is full ({error}); free "
+                         f"some space, or move the database elsewhere with {ENV_VAR} / --db")
 
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTransaction]:
         """BEGIN IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking."""
-        self.connection.execute("BEGIN IMMEDIATE")
         try:
-            yield _SqliteTransaction(self.connection)
-        except BaseException:
-            self.connection.execute("ROLLBACK")
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTransaction(self.connection)
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:  # SQLite may already have rolled back (say, on a full disk)
+                    self.connection.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            if self._disk_full(error):  # nothing of this transaction was kept; earlier ones are intact
+                raise self._full_error(error) from None
             raise
-        self.connection.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in self.connection.execute(sql, params).fetchall()]
@@ -198,8 +219,15 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:
-        with self.connection.transaction():
-            yield _PostgresTransaction(self.connection)
+        import psycopg
+
+        try:
+            with self.connection.transaction():
+                yield _PostgresTransaction(self.connection)
+        except psycopg.errors.DiskFull as error:  # the server rolled the transaction back; earlier ones are intact
+            reason = str(error).strip().splitlines()[0]
+            raise UserError(f"cannot write into the results database {self.url}: its server's disk is full ({reason}); "
+                            f"free some space on the server, or point {ENV_VAR} / --db at another database") from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return _PostgresTransaction(self.connection).execute(sql, params)

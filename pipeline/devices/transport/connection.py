@@ -69,9 +69,9 @@ class Connection(ABC):
         """The device's work folder as the device's shell and file transfer see it."""
 
     @abstractmethod
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, stdin: Path | None = None) -> CommandResult:
         """Run a shell command on the device and wait for it: a DeviceError after `timeout` s
-        (default: the profile's command_timeout_s)."""
+        (default: the profile's command_timeout_s). `stdin`: a local file the command reads as its input."""
 
     @abstractmethod
     def put(self, local: Path, remote: str) -> None:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 from pipeline.devices.inventory import DeviceProfile
@@ -75,11 +75,13 @@ class LocalConnection(Connection):
     def workdir(self) -> str:
         return str(Path(self.profile.workdir).expanduser().absolute())
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, stdin: Path | None = None) -> CommandResult:
         timeout = self.time_limit(timeout)
         self.raise_if_cancelled()
-        process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.PIPE, start_new_session=True)  # open until it ends
+        # Without a file, stdin is a pipe kept open until the command ends (how it notices the host leaving).
+        with open(stdin, "rb") if stdin is not None else nullcontext(subprocess.PIPE) as source:
+            process = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       stdin=source, start_new_session=True)
         with self._running_lock:
             self._running.add(process)
         output = BoundedOutput(self.name, command)

@@ -13,6 +13,7 @@ import shlex
 import socket
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def _config_entry(config_path: Path, alias: str) -> dict:
     return paramiko.SSHConfig.from_path(str(config_path)).lookup(alias) if config_path.is_file() else {}
 
 
+def _tcp_port(text: str, where: str) -> int:
+    """A port written in ASCII digits, 1-65535 (int() reads other scripts' digits too: '٢٢' is 22)."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise UserError(f"{where}: port {text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
 def _jump_spec(spec: str) -> tuple[str, str, int]:
     """`[user@]host[:port]` or `ssh://[user@]host[:port]` -> (user, host, port); '' and 0 when absent."""
     spec = spec.removeprefix("ssh://")
@@ -70,9 +78,7 @@ def _jump_spec(spec: str) -> tuple[str, str, int]:
     host, port = rest, 0
     if rest.count(":") == 1:
         host, _, port_text = rest.partition(":")
-        if not port_text.isdecimal() or not 0 < int(port_text) < 65536:
-            raise UserError(f"ProxyJump {spec!r}: port {port_text!r} is not a TCP port (1-65535)")
-        port = int(port_text)
+        port = _tcp_port(port_text, f"ProxyJump {spec!r}")
     if not host:
         raise UserError(f"ProxyJump {spec!r} names no host; write it as [user@]host[:port]")
     return user, host, port
@@ -106,7 +112,7 @@ def _target(alias: str, config_path: Path, *, user: str = "", port: int = 0, key
                         f"(OpenSSH would use whichever comes first)")
     return SshTarget(
         hostname=entry.get("hostname", alias),
-        port=port or int(entry.get("port", DEFAULT_PORT)),
+        port=port or _tcp_port(entry.get("port", str(DEFAULT_PORT)), f"{config_path}: Host {alias}"),
         user=user or entry.get("user") or getpass.getuser(),
         key_files=tuple(str(Path(key).expanduser()) for key in key_files),
         known_hosts=Path(known_hosts).expanduser(),
@@ -298,7 +304,8 @@ class SshConnection(Connection):
         except (EOFError, paramiko.SSHException, ConnectionError):
             raise self._connection_lost(command) from None
         finally:
-            channel.close()
+            with suppress(EOFError, OSError, paramiko.SSHException):  # a dead session cannot be told; keep the reason
+                channel.close()
         if exit_code == -1 and not transport.is_active():
             raise self._connection_lost(command)
         return exit_code, bytes(output.stdout), bytes(output.stderr)
@@ -308,8 +315,8 @@ class SshConnection(Connection):
         return DeviceError(f"{self._where()}: connection lost during `{command}` (link cut, sshd stopped or "
                            f"the device rebooted); it may not have finished, check the device and retry")
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout))
+    def run(self, command: str, timeout: float | None = None, stdin: Path | None = None) -> CommandResult:
+        exit_code, stdout, stderr = self._execute(command, self.time_limit(timeout), stdin)
         return CommandResult(command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
     def _transfer(self, command: str, stdin: Path | None = None) -> bytes:

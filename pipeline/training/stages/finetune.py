@@ -15,6 +15,7 @@ from pipeline.core.tf_env import keras
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
 from pipeline.training.image_set import ImageSet
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import new_classifier, new_encoder, skip_reason, trained_classifier
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
@@ -40,7 +41,7 @@ def _enter_trained(ctx: StageContext, data: RunData) -> StageOutput:
     """The user's classifier, checked and saved as this stage's output, with its own accuracy."""
     model = trained_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
     classifier_path = ctx.out_dir / "classifier.h5"
-    model.save(classifier_path, include_optimizer=False)
+    save_model_h5(model, classifier_path, include_optimizer=False)
     metrics = {
         "model_path": ctx.config.model.path,
         "model_accuracy": keras_accuracy(model, data.test),
@@ -59,7 +60,7 @@ def run(ctx: StageContext) -> StageOutput:
     images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
     model, throughput = train_classifier(ctx, data, images, encoder_weights, label)
     classifier_path = ctx.out_dir / "classifier.h5"
-    model.save(classifier_path)
+    save_model_h5(model, classifier_path)
     metrics = {
         "label_fraction": ctx.config.finetune.label_fraction,
         "labeled_images": len(images),

@@ -20,6 +20,7 @@ from pipeline.errors import UserError
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import seed_everything
 from pipeline.training.image_set import ImageSet, model_input
+from pipeline.training.model_files import save_weights_h5
 from pipeline.training.model_source import new_classifier, new_encoder, skip_reason
 from pipeline.training.ssl import rotation, simclr
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -81,7 +82,7 @@ def run(ctx: StageContext) -> StageOutput:
                         f"{len(images)} training images; lower it")
     loss, throughput = _train(step, images, cfg.epochs, cfg.batch_size, ctx.config.run.seed, strategy)
     encoder_path = ctx.out_dir / "encoder.h5"
-    encoder.save_weights(encoder_path)
+    save_weights_h5(encoder, encoder_path)
     metrics = {"pretrain_method": cfg.method, "pretrain_loss": round(loss, 4),
                "pretrain_images": len(images), "pretrain_images_per_s": round(throughput, 1)}
     return StageOutput({"encoder": encoder_path}, metrics)

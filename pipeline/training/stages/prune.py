@@ -13,6 +13,7 @@ import shutil
 from pipeline.core.tf_env import tfmot
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -42,7 +43,7 @@ def run(ctx: StageContext) -> StageOutput:
                                          augmented=ctx.config.finetune.augment, description="prune",
                                          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(model)
-        stripped.save(pruned_path, include_optimizer=False)
+        save_model_h5(stripped, pruned_path, include_optimizer=False)
     metrics = {
         "target_sparsity": cfg.target_sparsity,
         "sparsity": overall_sparsity(stripped),

@@ -15,6 +15,7 @@ from pipeline.training.clustering import cluster_preserving_scheme
 from pipeline.training.config import PipelineConfig
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
@@ -63,7 +64,7 @@ def run(ctx: StageContext) -> StageOutput:
         throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
                                      augmented=ctx.config.finetune.augment, description=cfg.method)
-    model.save(out_path, include_optimizer=False)
+    save_model_h5(model, out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,
         "qat_val_accuracy": keras_accuracy(model, data.validation),
