@@ -10,6 +10,7 @@ from __future__ import annotations
 from pipeline.training.clustering import distinct_kernel_values, strip_clustering, wrap_for_clustering
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import overall_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput, passed_on
@@ -33,7 +34,7 @@ def run(ctx: StageContext) -> StageOutput:
                                      seed=seed, augmented=ctx.config.finetune.augment, description="cluster")
     clustered = strip_clustering(wrapped)
     path = ctx.out_dir / "clustered.h5"
-    clustered.save(path, include_optimizer=False)
+    save_model_h5(clustered, path, include_optimizer=False)
     metrics = {
         "clusters": cfg.clusters,
         "sparsity_preserved": preserve_sparsity,

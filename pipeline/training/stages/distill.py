@@ -22,6 +22,7 @@ from pipeline.training.distillation import Distiller
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import fit, keras_accuracy, seed_everything, train_on_labels
 from pipeline.training.image_set import UNLABELED, ImageSet, model_input
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput, passed_on
 from pipeline.training.stages.data import RunData, load_run_data
@@ -75,7 +76,7 @@ def run(ctx: StageContext) -> StageOutput:
         dataset = _distillation_dataset(images, cfg.batch_size, seed, ctx.config.finetune.augment)
         throughput = fit(distiller, dataset, cfg.epochs, steps, cfg.batch_size, "distill")
     student_path = ctx.out_dir / "model.h5"
-    student.save(student_path, include_optimizer=False)
+    save_model_h5(student, student_path, include_optimizer=False)
     labelled = int(np.sum(images.labels != UNLABELED))
     metrics = {
         "student": cfg.student, "student_width": cfg.width,

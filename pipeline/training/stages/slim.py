@@ -14,6 +14,7 @@ from pipeline.training.channel_pruning import prune_channels
 from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
 from pipeline.training.lowrank import factorize
+from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput, passed_on
 from pipeline.training.stages.data import load_run_data
@@ -45,7 +46,7 @@ def run(ctx: StageContext) -> StageOutput:
                                      epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                                      seed=seed, augmented=ctx.config.finetune.augment, description="slim fine-tune")
     path = ctx.out_dir / "model.h5"
-    model.save(path, include_optimizer=False)
+    save_model_h5(model, path, include_optimizer=False)
     metrics.update(macs_after=model_macs(model), params_after=model.count_params(),
                    val_accuracy_after=keras_accuracy(model, data.validation), slim_images_per_s=round(throughput, 1))
     return StageOutput({"model": path}, metrics)
