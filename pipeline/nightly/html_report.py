@@ -6,7 +6,7 @@ import html
 from pipeline.core.safe_text import one_line
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import plots, text
-from pipeline.nightly.report import NightlyReport
+from pipeline.nightly.report import Failure, NightlyReport
 from pipeline.results import Finding
 
 STYLE = """
@@ -96,15 +96,17 @@ def _all_findings(report: NightlyReport) -> str:
     return f"<h2>Every check</h2><table><tr>{head}</tr>{rows}</table>"
 
 
-def _run_details(report: NightlyReport) -> str:
-    items = "".join(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in report.run.items())
-    return f"<h2>Run</h2><table>{items}</table>"
+def details(title: str, fields: dict) -> str:
+    """A heading and a two-column table of `fields` (the run's row from the store)."""
+    items = "".join(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in fields.items())
+    return f"<h2>{escape(title)}</h2><table>{items}</table>"
 
 
-def _failures(report: NightlyReport) -> str:
-    if not report.failures:
+def failure_list(failures: list[Failure]) -> str:
+    """'Failed benchmarks' with one item per device x variant that failed; empty when none did."""
+    if not failures:
         return ""
-    items = "".join(f"<li>{escape(f.variant)} on {escape(f.device)}: {escape(f.reason)}</li>" for f in report.failures)
+    items = "".join(f"<li>{escape(f.variant)} on {escape(f.device)}: {escape(f.reason)}</li>" for f in failures)
     return f"<h2>Failed benchmarks</h2><ul>{items}</ul>"
 
 
@@ -118,7 +120,7 @@ def render(report: NightlyReport) -> str:
              _list("Device drift", report.device_drifts, "device-slower"),
              _list("Slower on history alone, not confirmed", report.unconfirmed, "unconfirmed") if report.unconfirmed
              else "",
-             _list("Improvements", report.improvements, "improvement"), _failures(report), _plots(report),
-             _all_findings(report), _run_details(report)]
+             _list("Improvements", report.improvements, "improvement"), failure_list(report.failures), _plots(report),
+             _all_findings(report), details("Run", report.run)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(verdict)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

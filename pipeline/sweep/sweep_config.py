@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.names import check_name
-from pipeline.core.toml_config import read_toml, section_from_dict
+from pipeline.core.toml_config import check_strings, read_toml, section_from_dict
 from pipeline.core.variants import compressed_variant, produced_variants
 from pipeline.errors import UserError
 from pipeline.training.config import PipelineConfig, load_config
@@ -44,23 +44,11 @@ class PlannedRun:
     variants: list[str]
 
 
-def _names(values: list, key: str, source: str) -> None:
-    """A non-empty list of distinct, non-empty strings."""
-    where = f"{source}: sweep.{key}"
-    if not values:
-        raise UserError(f"{where} must list at least one entry")
-    for index, value in enumerate(values):
-        if not isinstance(value, str) or not value:
-            raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
-    if len(set(values)) != len(values):
-        raise UserError(f"{where} lists an entry twice: {values}")
-
-
 def validate(config: SweepConfig) -> SweepConfig:
     """Lists, names and files that types alone cannot check."""
     source = config.source
-    _names(config.runs, "runs", source)
-    _names(config.devices, "devices", source)
+    check_strings(config.runs, f"{source}: sweep.runs")
+    check_strings(config.devices, f"{source}: sweep.devices")
     for index, device in enumerate(config.devices):
         check_name(device, f"{source}: sweep.devices[{index}]")
     for index, path in enumerate(config.run_paths()):

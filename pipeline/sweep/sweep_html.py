@@ -1,22 +1,24 @@
 """`report.html` of a sweep: one self-contained page (the nightly's style and escaping, plots as data: URIs)."""
 from __future__ import annotations
 
-from pipeline.nightly.html_report import STYLE, escape, image
+from pipeline.nightly.html_report import STYLE, details, escape, failure_list, image
 from pipeline.sweep import pareto_plots, sweep_table, sweep_text
 from pipeline.sweep.evidence import STAGE_TITLES, evidence_lines
 from pipeline.sweep.sweep_report import SweepReport
 
 PARETO_CLASS = "pareto"
-SWEEP_STYLE = STYLE + "tr.pareto td:first-child { font-weight: bold; } td.how { text-align: left; }\n"
+HOW = ' class="how"'  # the description column reads as text: left-aligned
+SWEEP_STYLE = STYLE + "tr.pareto td:first-child { font-weight: bold; } .how { text-align: left; }\n"
 
 
 def _table(report: SweepReport) -> str:
-    head = "".join(f"<th>{escape(title)}</th>" for title in sweep_table.headers(report))
+    head = "".join(f"<th{HOW if title == sweep_table.DESCRIPTION else ''}>{escape(title)}</th>"
+                   for title in sweep_table.headers(report))
     rows = []
     for row in report.variants:
         cells = sweep_table.row_cells(report, row)
         css = f' class="{PARETO_CLASS}"' if report.fronts(row.name) else ""
-        rows.append(f"<tr{css}><td>{escape(cells[0])}</td><td class=\"how\">{escape(cells[1])}</td>"
+        rows.append(f"<tr{css}><td>{escape(cells[0])}</td><td{HOW}>{escape(cells[1])}</td>"
                     + "".join(f"<td>{escape(cell)}</td>" for cell in cells[2:]) + "</tr>")
     return (f"<table><tr>{head}</tr>{''.join(rows)}</table>"
             f"<p class=\"muted\">{escape(sweep_text.legend(report))}</p>")
@@ -40,22 +42,10 @@ def _evidence(report: SweepReport) -> str:
     return "<h2>Evidence per method</h2>" + ("".join(parts) or "<p>no compression stage did any work</p>")
 
 
-def _failures(report: SweepReport) -> str:
-    if not report.failures:
-        return ""
-    items = "".join(f"<li>{escape(f.variant)} on {escape(f.device)}: {escape(f.reason)}</li>" for f in report.failures)
-    return f"<h2>Failed benchmarks</h2><ul>{items}</ul>"
-
-
-def _details(report: SweepReport) -> str:
-    items = "".join(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in report.sweep.items())
-    return f"<h2>Sweep run</h2><table>{items}</table>"
-
-
 def render(report: SweepReport) -> str:
     title = sweep_text.title(report)
-    body = [f"<h1>{escape(title)}</h1>", _table(report), _failures(report), _plots(report), _evidence(report),
-            _details(report)]
+    body = [f"<h1>{escape(title)}</h1>", _table(report), failure_list(report.failures), _plots(report),
+            _evidence(report), details("Sweep run", report.sweep)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{SWEEP_STYLE}</style></head><body>\n" + "\n".join(part for part in body if part)
             + "\n</body></html>\n")
