@@ -12,7 +12,7 @@ from pipeline.nightly.report import Failure
 from pipeline.sweep.pareto import dominates, pareto_front
 from pipeline.sweep.sweep_config import load_sweep_config, plan_runs, with_overrides
 from pipeline.sweep.sweep_publish import publish
-from pipeline.sweep.sweep_report import Measurement, RunEvidence, SweepReport, VariantRow
+from pipeline.sweep.sweep_report import Interleaved, Measurement, RunEvidence, SweepReport, VariantRow
 from pipeline.sweep.sweep_table import format_table, headers, row_cells
 from tests.conftest import REPO
 from tests.test_hostile_strings import CONTROL, HOSTILE, _Tags
@@ -71,7 +71,7 @@ def test_the_shipped_sweep_makes_each_method_once_from_the_demo(tmp_path: Path) 
 
 
 BAD_SWEEPS = [
-    ('[sweep]\nruns = ["a.toml"]\ndevics = ["local"]\n', "sweep: unknown key 'devics' (valid keys: baseline,"),
+    ('[sweep]\nruns = ["a.toml"]\ndevics = ["local"]\n', "sweep: unknown key 'devics' (valid keys: ab_rounds, baseline,"),
     ('[sweep]\nruns = ["a.toml"]\nsource = "x"\n', "sweep: unknown key 'source'"),
     ('[sweeps]\nruns = ["a.toml"]\n', "unknown section [sweeps]"),
     ('[sweep]\nruns = "a.toml"\n', "sweep.runs must be list, got str 'a.toml'"),
@@ -82,6 +82,7 @@ BAD_SWEEPS = [
     ('[sweep]\nruns = ["a.toml"]\ndevices = []\n', "sweep.devices must list at least one name"),
     ('[sweep]\nruns = ["a.toml"]\nreports_dir = ""\n', "sweep.reports_dir must not be empty"),
     ('[sweep]\nruns = ["a.toml"]\nbaseline = 1\n', "sweep.baseline must be str, got int 1"),
+    ('[sweep]\nruns = ["a.toml"]\nab_rounds = 2\n', "sweep.ab_rounds = 2 must be 0 (no interleaved A/B) or at least 3"),
     ("[sweep\n", "not valid TOML"),
 ]
 
@@ -138,7 +139,8 @@ def _report() -> SweepReport:
     sweep = {"id": 7, "name": "sweep", "kind": "sweep", "status": "complete", "started_at": "2026-11-28T21:00:00Z",
              "finished_at": None, "git_commit": None, "config_path": HOSTILE["newline"], "host": HOSTILE["html"]}
     return SweepReport(sweep, "ptq_int8", DEVICES, variants, measurements, evidence,
-                       [Failure(DEVICES[0], "float", HOSTILE["html"] + HOSTILE["xml_invalid"])])
+                       [Failure(DEVICES[0], "float", HOSTILE["html"] + HOSTILE["xml_invalid"])],
+                       [Interleaved(DEVICES[0], "distilled_ptq_int8", 10, 1.9, 1.85, 1.96)])
 
 
 def test_table_cells_compute_ratios_and_fronts_from_the_measured_numbers() -> None:
@@ -149,6 +151,8 @@ def test_table_cells_compute_ratios_and_fronts_from_the_measured_numbers() -> No
     assert cells[f"{DEVICES[0]} energy / inference"] == "0.250 mJ" and cells[f"{DEVICES[1]} energy / inference"] \
         == "no meter"
     assert cells[f"{DEVICES[0]} speed-up vs ptq_int8"] == "2.00x"
+    assert cells[f"{DEVICES[0]} speed-up, interleaved A/B"] == "1.90x (1.85-1.96)"
+    assert cells[f"{DEVICES[1]} speed-up, interleaved A/B"] == "-"
     assert cells["size vs ptq_int8"] == "0.30x" and cells["gzip vs ptq_int8"] == "0.30x"
     assert cells["Pareto front"].endswith("gzip size")  # faster and smaller but less accurate: on every front
     assert report.latency_front(DEVICES[0]) == ["ptq_int8", "distilled_ptq_int8"]

@@ -15,6 +15,7 @@ from pipeline.core.names import check_name
 from pipeline.core.toml_config import check_strings, read_toml, section_from_dict
 from pipeline.core.variants import compressed_variant, produced_variants
 from pipeline.errors import UserError
+from pipeline.results.ab_test import MIN_ROUNDS
 from pipeline.training.config import PipelineConfig, load_config
 
 DEFAULT_CONFIG = "configs/sweep.toml"
@@ -28,6 +29,7 @@ class SweepConfig:
     devices: list = field(default_factory=lambda: ["local"])  # device names of the inventory
     devices_file: str = ""  # empty: $DEVICES, else ./devices.toml (local needs none)
     baseline: str = "ptq_int8"  # the variant speed-ups and size ratios are measured against
+    ab_rounds: int = 10  # interleaved A/B rounds of each variant against the baseline per device; 0 = none
     results_db: str = ""  # empty: $RESULTS_DB, else results/results.db
     reports_dir: str = "reports"
     source: str = "<defaults>"  # the file it was read from, for error messages
@@ -55,6 +57,9 @@ def validate(config: SweepConfig) -> SweepConfig:
         if not path.is_file():
             raise UserError(f"{source}: sweep.runs[{index}] = {config.runs[index]!r}: {path} does not exist "
                             f"(run files are relative to the sweep file)")
+    if config.ab_rounds and config.ab_rounds < MIN_ROUNDS:
+        raise UserError(f"{source}: sweep.ab_rounds = {config.ab_rounds} must be 0 (no interleaved A/B) or at least "
+                        f"{MIN_ROUNDS}")
     for key in ("baseline", "reports_dir"):
         if not getattr(config, key):
             raise UserError(f"{source}: sweep.{key} must not be empty")

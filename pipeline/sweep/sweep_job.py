@@ -17,18 +17,20 @@ from typing import Any
 from pipeline.core.artifacts import Manifest
 from pipeline.core.safe_text import one_line
 from pipeline.core.variants import RunVariants, VariantFiles, variant_files
-from pipeline.devices import DeviceProfile, benchmark, failure_reason, run_on_devices
+from pipeline.devices import Baseline, DeviceProfile, benchmark, benchmark_ab, failure_reason, run_on_devices
 from pipeline.devices.group import GroupResult
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
 from pipeline.errors import UserError
+from pipeline.nightly.confirm import ROUND_VALUES
 from pipeline.nightly.report import Failure
-from pipeline.results import ResultsStore, variants_from_manifest
+from pipeline.results import DEFAULT_RULES, ResultsStore, variants_from_manifest
+from pipeline.results.ab_test import paired_test
 from pipeline.results.manifest import MANIFEST_HINT, git_commit
 from pipeline.results.store import COMPLETE, FAILED
 from pipeline.sweep.evidence import stage_evidence
 from pipeline.sweep.sweep_config import PlannedRun, SweepConfig, plan_runs
 from pipeline.sweep.sweep_publish import publish
-from pipeline.sweep.sweep_report import RUN_KIND, SweepReport, build_sweep_report
+from pipeline.sweep.sweep_report import RUN_KIND, Interleaved, SweepReport, build_sweep_report
 from pipeline.training.runner import run_stages
 
 STORE_RUN_NAME = "sweep"
@@ -55,14 +57,16 @@ class SweepOutcome:
 
 @dataclass
 class _Recorder:
-    """Benchmark results into one store run; a device that fails is kept as a Failure, the others go on."""
+    """Benchmark results into one store run, then interleaved A/Bs against the baseline (kept in memory: the store
+    holds plain benchmark results); a device that fails is kept as a Failure, the others go on."""
 
     store: ResultsStore
     run_id: int
     profiles: list[DeviceProfile]
     log: Log
     failures: list[Failure] = field(default_factory=list)
-    recorded: int = 0
+    measured: set[tuple[str, str]] = field(default_factory=set)  # (device, variant) with a recorded result
+    interleaved: list[Interleaved] = field(default_factory=list)
 
     def benchmark(self, run_name: str, name: str, files: VariantFiles) -> None:
         self.log(f"benchmarking {name} on {', '.join(p.name for p in self.profiles)}")
@@ -78,8 +82,29 @@ class _Recorder:
             if document.get("mismatch"):  # stored as evidence, but the result contradicts the host
                 self._fail(device, name, document["mismatch"])
                 continue
-            self.recorded += 1
+            self.measured.add((device, name))
             self.log(f"recorded {name} on {device}: median {document['latency_ms']['median']:.3f} ms")
+
+    def interleave(self, run_name: str, name: str, files: VariantFiles, baseline: str, baseline_files: VariantFiles,
+                   rounds: int) -> None:
+        """`name` against `baseline` in alternating rounds on every device where both were recorded."""
+        profiles = [p for p in self.profiles if {(p.name, name), (p.name, baseline)} <= self.measured]
+        if not profiles:
+            return
+        self.log(f"interleaved A/B {name} vs {baseline} ({rounds} rounds) on {', '.join(p.name for p in profiles)}")
+        results = run_on_devices(profiles, files.model, files.samples, run_name,
+                                 benchmark_ab(Baseline(*baseline_files, rounds=rounds)))
+        for device, error in results.failed.items():
+            self._fail(device, name, f"interleaved A/B against {baseline}: {failure_reason(device, error)}")
+        for device, document in results.succeeded.items():
+            a_rounds, b_rounds = (ROUND_VALUES["latency_ms"](document["ab"][side]) for side in ("a", "b"))
+            if not a_rounds or not b_rounds:
+                self._fail(device, name, f"interleaved A/B against {baseline}: the agent returned no rounds")
+                continue
+            ab = paired_test(DEFAULT_RULES["latency_ms"], a_rounds, b_rounds)  # ratios are variant / baseline
+            self.interleaved.append(Interleaved(device, name, ab.rounds, 1 / ab.ratio, 1 / ab.ratio_high,
+                                                1 / ab.ratio_low))
+            self.log(f"A/B {name} on {device}: {1 / ab.ratio:.2f}x the speed of {baseline}")
 
     def _fail(self, device: str, name: str, reason: str) -> None:
         self.failures.append(Failure(device, name, reason))
@@ -128,15 +153,21 @@ def record_and_benchmark(config: SweepConfig, trained: list[TrainedRun], store: 
                              config=dataclasses.asdict(config), metrics=_summary(config, trained), variants=records)
     log(f"recording sweep run {run_id} in {store.db.url}")
     recorder = _Recorder(store, run_id, profiles, log)
+    files = {name: (t.manifest.run_dir.name, variant_files(t.manifest.run_dir, name))
+             for t in trained for name in t.plan.variants}
     try:
-        for t in trained:
-            for name in t.plan.variants:
-                recorder.benchmark(t.manifest.run_dir.name, name, variant_files(t.manifest.run_dir, name))
+        for name, (run_name, variant) in files.items():
+            recorder.benchmark(run_name, name, variant)
+        for name, (run_name, variant) in files.items():
+            if config.ab_rounds and name != config.baseline:
+                recorder.interleave(run_name, name, variant, config.baseline, files[config.baseline][1],
+                                    config.ab_rounds)
     except BaseException:
         store.finish_run(run_id, FAILED)
         raise
-    store.finish_run(run_id, COMPLETE if recorder.recorded else FAILED)
-    return build_sweep_report(store, run_id, devices=[p.name for p in profiles], failures=recorder.failures)
+    store.finish_run(run_id, COMPLETE if recorder.measured else FAILED)
+    return build_sweep_report(store, run_id, devices=[p.name for p in profiles], failures=recorder.failures,
+                              interleaved=recorder.interleaved)
 
 
 def run_sweep(config: SweepConfig, log: Log = _log) -> SweepOutcome:

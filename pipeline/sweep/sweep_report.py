@@ -51,6 +51,19 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Interleaved:
+    """A variant against the baseline in one agent process, alternating rounds: drift hits both alike, so the
+    speed-up is the median of the per-round ratios (baseline median / variant median), with its interval."""
+
+    device: str
+    variant: str
+    rounds: int
+    speedup: float
+    low: float  # distribution-free interval of the median ratio (ab_test), coverage >= 98 %
+    high: float
+
+
+@dataclass(frozen=True)
 class RunEvidence:
     """The compression stages one pipeline run recorded: stage -> its metrics (see evidence.py)."""
 
@@ -68,12 +81,16 @@ class SweepReport:
     measurements: list[Measurement]
     evidence: list[RunEvidence] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    interleaved: list[Interleaved] = field(default_factory=list)
 
     def row(self, name: str) -> VariantRow | None:
         return next((v for v in self.variants if v.name == name), None)
 
     def measurement(self, device: str, name: str) -> Measurement | None:
         return next((m for m in self.measurements if m.device == device and m.variant == name), None)
+
+    def interleaved_speedup(self, device: str, name: str) -> Interleaved | None:
+        return next((i for i in self.interleaved if i.device == device and i.variant == name), None)
 
     def speedup(self, device: str, name: str) -> float | None:
         """Baseline median latency / this variant's, both measured in this sweep on `device` (> 1: faster)."""
@@ -129,8 +146,8 @@ def _variant_row(row: dict[str, Any], runs: dict[str, str]) -> VariantRow:
                       bytes=row["bytes"], gzip_bytes=row["gzip_bytes"])
 
 
-def build_sweep_report(store: ResultsStore, run_id: int, *, devices: list[str],
-                       failures: list[Failure] | None = None) -> SweepReport:
+def build_sweep_report(store: ResultsStore, run_id: int, *, devices: list[str], failures: list[Failure] | None = None,
+                       interleaved: list[Interleaved] | None = None) -> SweepReport:
     """The report of one sweep from what the store holds for it."""
     run = store.run(run_id)
     if run is None:
@@ -143,4 +160,5 @@ def build_sweep_report(store: ResultsStore, run_id: int, *, devices: list[str],
     evidence = [RunEvidence(e["run"], e["variant"], e["stages"]) for e in summary.get("evidence", [])]
     return SweepReport(sweep={key: run[key] for key in RUN_FIELDS}, baseline=summary.get("baseline", ""),
                        devices=list(devices), variants=[_variant_row(v, runs) for v in variants],
-                       measurements=measurements, evidence=evidence, failures=list(failures or []))
+                       measurements=measurements, evidence=evidence, failures=list(failures or []),
+                       interleaved=list(interleaved or []))

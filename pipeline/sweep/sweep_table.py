@@ -26,6 +26,7 @@ def headers(report: SweepReport, with_description: bool = True) -> list[str]:
             + ["parameters", "MACs", "top-1 (test set)", "bytes", "gzip bytes"]
             + [f"{d} median / p99" for d in devices] + [f"{d} energy / inference" for d in devices]
             + [f"{d} speed-up vs {report.baseline}" for d in devices]
+            + [f"{d} speed-up, interleaved A/B" for d in devices]
             + [f"size vs {report.baseline}", f"gzip vs {report.baseline}", "Pareto front"])
 
 
@@ -45,6 +46,13 @@ def _energy(report: SweepReport, device: str, name: str) -> str:
     return NO_METER if measured.energy_mj is None else text.number(measured.energy_mj, "mJ")
 
 
+def _interleaved(report: SweepReport, device: str, name: str) -> str:
+    measured = report.interleaved_speedup(device, name)
+    if measured is None:
+        return text.MISSING
+    return f"{measured.speedup:.2f}x ({measured.low:.2f}-{measured.high:.2f})"
+
+
 def row_cells(report: SweepReport, row: VariantRow, with_description: bool = True) -> list[str]:
     """A variant's cells in `headers` order."""
     devices, name = report.devices, row.name
@@ -53,6 +61,7 @@ def row_cells(report: SweepReport, row: VariantRow, with_description: bool = Tru
                _count(row.gzip_bytes)]
             + [_latency(report, d, name) for d in devices] + [_energy(report, d, name) for d in devices]
             + [_ratio(report.speedup(d, name)) for d in devices]
+            + [_interleaved(report, d, name) for d in devices]
             + [_ratio(report.size_ratio(name)), _ratio(report.size_ratio(name, "gzip_bytes")),
                ", ".join(report.fronts(name)) or NOT_ON_FRONT])
 
