@@ -71,7 +71,8 @@ def test_the_shipped_sweep_makes_each_method_once_from_the_demo(tmp_path: Path) 
 
 
 BAD_SWEEPS = [
-    ('[sweep]\nruns = ["a.toml"]\ndevics = ["local"]\n', "sweep: unknown key 'devics' (valid keys: ab_rounds, baseline,"),
+    ('[sweep]\nruns = ["a.toml"]\ndevics = ["local"]\n',
+     "sweep: unknown key 'devics' (valid keys: ab_rounds, baseline,"),
     ('[sweep]\nruns = ["a.toml"]\nsource = "x"\n', "sweep: unknown key 'source'"),
     ('[sweeps]\nruns = ["a.toml"]\n', "unknown section [sweeps]"),
     ('[sweep]\nruns = "a.toml"\n', "sweep.runs must be list, got str 'a.toml'"),
