@@ -6,7 +6,8 @@ CONFIG ?= configs/demo.toml
 RUN ?= demo
 DEVICE ?= local
 NIGHTLY_CONFIG ?= configs/nightly.toml
-USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG COUNT NIGHTS PIPELINE
+SWEEP_CONFIG ?= configs/sweep.toml
+USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG SWEEP_CONFIG COUNT NIGHTS PIPELINE
 DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server postgresql
 
 export TF_USE_LEGACY_KERAS := 1
@@ -34,6 +35,7 @@ help:
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
 	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency, image-folder data stage"
 	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
+	@echo "make sweep           train, benchmark and compare every compression variant (configs/sweep.toml)"
 
 setup: $(VENV)/.installed .debian-packages
 
@@ -82,6 +84,12 @@ bench-pipeline: setup
 # Trains each label-fraction config up to fine-tuning; the three share one pretraining (stage reuse).
 label-table: setup
 	$(VPY) -m pipeline label-table
+
+# Compression sweep (docs/sweep.md): every run of SWEEP_CONFIG (sharing cached stages with `make demo`), every
+# variant benchmarked on the config's devices, recorded in the results store, compared in reports/sweep-<date>/.
+.PHONY: sweep
+sweep: setup
+	$(VPY) -m pipeline sweep --config $(call quote,$(SWEEP_CONFIG))
 
 clean:
 	rm -rf build

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("pipeline.commands.baseline", "pin or unpin the baseline run for regression checks"),
     "nightly": ("pipeline.commands.nightly", "train, benchmark, record and report every nightly variant"),
     "bench-nightly-noise": ("pipeline.commands.bench_nightly_noise", "unchanged nightlies in a row: false alarms"),
+    "sweep": ("pipeline.commands.sweep", "train, benchmark and compare every compression variant of the sweep"),
 }
 
 

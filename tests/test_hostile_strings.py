@@ -15,7 +15,7 @@ import pytest
 from pipeline.core.safe_text import one_line, xml_chars
 from pipeline.devices.result_table import format_table
 from pipeline.errors import UserError
-from pipeline.nightly.plots import _label
+from pipeline.nightly.plots import label
 from pipeline.nightly.publish import publish
 from pipeline.nightly.report import Failure, build_report
 from pipeline.results import ResultsStore, VariantRecord, check_run
@@ -139,9 +139,9 @@ def test_every_plot_renders_with_mathtext_and_very_long_labels(hostile_report: P
 
 @pytest.mark.parametrize("name", list(HOSTILE.values()))
 def test_plot_labels_are_one_short_line_with_every_dollar_escaped(name: str) -> None:
-    label = _label(name)
-    assert "\n" not in label and len(label) <= 48
-    assert label.count("$") == label.count("\\$")  # matplotlib sees no unescaped $, so no mathtext at all
+    shown = label(name)
+    assert "\n" not in shown and len(shown) <= 48
+    assert shown.count("$") == shown.count("\\$")  # matplotlib sees no unescaped $, so no mathtext at all
 
 
 def _terminal_lines(table: str, rows: int) -> list[str]:

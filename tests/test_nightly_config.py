@@ -73,6 +73,20 @@ def test_variants_are_checked_against_what_the_pipeline_config_makes(tmp_path: P
                                  f"makes: float, ptq_int8, pruned_qat_int8); remove it or change the pipeline config")
 
 
+@pytest.mark.parametrize("pipeline, variant", [("configs/sweep/distilled.toml", "distilled_ptq_int8"),
+                                                ("configs/sweep/distilled-chpruned.toml",
+                                                 "distilled_chpruned_pqat_int8")])
+def test_the_nightly_can_watch_any_sweep_variant(tmp_path: Path, pipeline: str, variant: str) -> None:
+    path = tmp_path / "nightly.toml"
+    path.write_text(f"[nightly]\npipeline = '{REPO / pipeline}'\nvariants = ['{variant}']\n")
+    config = load_nightly_config(path)
+    assert variants_to_benchmark(config, load_config(config.pipeline)) == [variant]
+    path.write_text(f"[nightly]\npipeline = '{REPO / pipeline}'\nvariants = ['lowrank_ptq_int8']\n")
+    with pytest.raises(UserError, match=f"nightly.variants lists 'lowrank_ptq_int8', which .*{pipeline} does not "
+                                        f"make \\(it makes: float, ptq_int8, {variant}\\)"):
+        variants_to_benchmark(load_nightly_config(path), load_config(REPO / pipeline))
+
+
 @pytest.mark.parametrize("text, message", BAD_CONFIGS, ids=[message[:40] for _, message in BAD_CONFIGS])
 def test_a_mistake_is_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "nightly.toml"

@@ -41,6 +41,17 @@ def section_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+def check_strings(values: list, where: str) -> None:
+    """A non-empty list of distinct, non-empty strings (names of devices or variants, file names)."""
+    if not values:
+        raise UserError(f"{where} must list at least one name")
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
+    if len(set(values)) != len(values):
+        raise UserError(f"{where} lists a name twice: {values}")
+
+
 def choice(value: str, choices: tuple[str, ...], where: str) -> None:
     if value not in choices:
         raise UserError(f"{where} = {value!r} is not valid; choose one of: {', '.join(choices)}")

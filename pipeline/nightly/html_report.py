@@ -6,7 +6,7 @@ import html
 from pipeline.core.safe_text import one_line
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import plots, text
-from pipeline.nightly.report import NightlyReport
+from pipeline.nightly.report import Failure, NightlyReport
 from pipeline.results import Finding
 
 STYLE = """
@@ -26,17 +26,17 @@ FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change
                    "A/B tonight / baseline model", "A/B p", "baseline IQR", "run-to-run spread", "baseline from")
 
 
-def _e(value: object) -> str:
+def escape(value: object) -> str:
     """Escaped for HTML text and attributes, as one line without control characters."""
     return html.escape(one_line(value))
 
 
 def _cell(cell: table.Cell | str) -> str:
     if isinstance(cell, str):
-        return f"<td>{_e(cell)}</td>"
-    parts = [_e(cell.value)]
+        return f"<td>{escape(cell)}</td>"
+    parts = [escape(cell.value)]
     if cell.direction:
-        parts.append(f'<span class="note {cell.direction}">{_e(cell.direction)}: {_e(cell.note)}</span>')
+        parts.append(f'<span class="note {cell.direction}">{escape(cell.direction)}: {escape(cell.note)}</span>')
     if cell.throttled:
         parts.append('<span class="throttled">&#9888; throttled</span>')
     css = f' class="{cell.direction}"' if cell.direction else ""
@@ -44,32 +44,33 @@ def _cell(cell: table.Cell | str) -> str:
 
 
 def _comparison(report: NightlyReport) -> str:
-    head = "".join(f"<th>{_e(title)}</th>" for title in table.headers(report))
+    head = "".join(f"<th>{escape(title)}</th>" for title in table.headers(report))
     rows = "".join("<tr>" + "".join(_cell(c) for c in table.row_cells(row)) + "</tr>"
                    for row in table.comparison_rows(report))
     legend = ("Latency: median / p99 per device. A changed cell shows the change and the baseline's noise "
-              "(IQR); &#9888; marks results taken while the device was throttled. " + _e(text.settings_line(report)))
+              "(IQR); &#9888; marks results taken while the device was throttled. "
+              + escape(text.settings_line(report)))
     return f"<table><tr>{head}</tr>{rows}</table><p class=\"muted\">{legend}</p>"
 
 
 def _list(title: str, findings: list[Finding], css: str) -> str:
-    items = "".join(f'<li class="{css}">{_e(text.finding_line(f))}</li>' for f in findings) or "<li>none</li>"
+    items = "".join(f'<li class="{css}">{escape(text.finding_line(f))}</li>' for f in findings) or "<li>none</li>"
     return f"<h2>{title}</h2><ul>{items}</ul>"
 
 
-def _image(png: str, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{png}" alt="{_e(alt)}">'
+def image(png: str, alt: str) -> str:
+    return f'<img src="data:image/png;base64,{png}" alt="{escape(alt)}">'
 
 
 def _plots(report: NightlyReport) -> str:
     run_id = report.run["id"]
-    trends = "".join(_image(plots.latency_trend(t, run_id), f"latency trend {t.series.variant} {t.series.device}")
+    trends = "".join(image(plots.latency_trend(t, run_id), f"latency trend {t.series.variant} {t.series.device}")
                      for t in report.trends if t.points)
     tradeoffs = [(device, plots.tradeoffs(report, device)) for device in report.devices]
-    tradeoff_html = "".join(_image(png, f"accuracy vs latency and size on {device}")
+    tradeoff_html = "".join(image(png, f"accuracy vs latency and size on {device}")
                             for device, png in tradeoffs if png)
     energy_png = plots.energy(report)
-    energy = (_image(energy_png, "energy per inference") if energy_png else
+    energy = (image(energy_png, "energy per inference") if energy_png else
               "<p>no energy meter: no device reported energy (set energy_meter in the device inventory)</p>")
     band = "shaded: baseline median &plusmn; the latency rule's threshold; dashed lines: change points"
     return (f"<h2>Latency trends</h2><p class=\"muted\">{band}</p><div class=\"plots\">{trends or 'no results'}</div>"
@@ -86,38 +87,40 @@ def _finding_row(finding: Finding) -> str:
              text.MISSING if ab is None else f"{ab.ratio:.3f} ({ab.ratio_low:.3f}-{ab.ratio_high:.3f})",
              text.MISSING if ab is None else text.p_value(ab.p_value), text.number(c.baseline_iqr, unit),
              text.number(c.baseline_spread, unit), finding.baseline_source]
-    return f'<tr class="{_e(finding.verdict)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
+    return f'<tr class="{escape(finding.verdict)}">' + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"
 
 
 def _all_findings(report: NightlyReport) -> str:
-    head = "".join(f"<th>{_e(title)}</th>" for title in FINDING_COLUMNS)
+    head = "".join(f"<th>{escape(title)}</th>" for title in FINDING_COLUMNS)
     rows = "".join(_finding_row(f) for f in report.findings)
     return f"<h2>Every check</h2><table><tr>{head}</tr>{rows}</table>"
 
 
-def _run_details(report: NightlyReport) -> str:
-    items = "".join(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>" for key, value in report.run.items())
-    return f"<h2>Run</h2><table>{items}</table>"
+def details(title: str, fields: dict) -> str:
+    """A heading and a two-column table of `fields` (the run's row from the store)."""
+    items = "".join(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in fields.items())
+    return f"<h2>{escape(title)}</h2><table>{items}</table>"
 
 
-def _failures(report: NightlyReport) -> str:
-    if not report.failures:
+def failure_list(failures: list[Failure]) -> str:
+    """'Failed benchmarks' with one item per device x variant that failed; empty when none did."""
+    if not failures:
         return ""
-    items = "".join(f"<li>{_e(f.variant)} on {_e(f.device)}: {_e(f.reason)}</li>" for f in report.failures)
+    items = "".join(f"<li>{escape(f.variant)} on {escape(f.device)}: {escape(f.reason)}</li>" for f in failures)
     return f"<h2>Failed benchmarks</h2><ul>{items}</ul>"
 
 
 def render(report: NightlyReport) -> str:
     verdict = text.verdict_line(report)
-    body = [f'<h1>Nightly run {_e(report.run["id"])}: {_e(report.run["name"])}</h1>',
-            f'<p class="verdict {report.verdict}">{_e(verdict)}</p>']
+    body = [f'<h1>Nightly run {escape(report.run["id"])}: {escape(report.run["name"])}</h1>',
+            f'<p class="verdict {report.verdict}">{escape(verdict)}</p>']
     if report.variants:
         body.append(_comparison(report))
     body += [_list("Model regressions", report.regressions, "regression"),
              _list("Device drift", report.device_drifts, "device-slower"),
              _list("Slower on history alone, not confirmed", report.unconfirmed, "unconfirmed") if report.unconfirmed
              else "",
-             _list("Improvements", report.improvements, "improvement"), _failures(report), _plots(report),
-             _all_findings(report), _run_details(report)]
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(verdict)}</title>'
+             _list("Improvements", report.improvements, "improvement"), failure_list(report.failures), _plots(report),
+             _all_findings(report), details("Run", report.run)]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(verdict)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -16,7 +16,7 @@ THROTTLED = "throttled"
 MARKUP = re.compile(r"[\\`*\[\]|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)")
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
     """One line with every markup character backslash-escaped: a name cannot add a link, an image, HTML
     or a table column, nor end the line (CommonMark lets any ASCII punctuation be escaped)."""
     return MARKUP.sub(lambda match: "\\" + match.group(0), one_line(value))
@@ -24,15 +24,15 @@ def _escape(value: str) -> str:
 
 def _cell(cell: table.Cell | str) -> str:
     if isinstance(cell, str):
-        return _escape(cell)
-    shown = f"**{_escape(cell.value)}**" if cell.direction else _escape(cell.value)
+        return escape(cell)
+    shown = f"**{escape(cell.value)}**" if cell.direction else escape(cell.value)
     notes = [f"{cell.direction}: {cell.note}"] if cell.direction else []
     notes += [THROTTLED] if cell.throttled else []
-    return shown + (f" ({_escape('; '.join(notes))})" if notes else "")
+    return shown + (f" ({escape('; '.join(notes))})" if notes else "")
 
 
 def comparison_table(report: NightlyReport) -> list[str]:
-    titles = [_escape(title) for title in table.headers(report)]
+    titles = [escape(title) for title in table.headers(report)]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
     for row in table.comparison_rows(report):
         lines.append("| " + " | ".join(_cell(cell) for cell in table.row_cells(row)) + " |")
@@ -40,11 +40,11 @@ def comparison_table(report: NightlyReport) -> list[str]:
 
 
 def _section(title: str, findings: list[Finding]) -> list[str]:
-    return ["", f"**{title}**", ""] + ([f"- {_escape(text.finding_line(f))}" for f in findings] or ["- none"])
+    return ["", f"**{title}**", ""] + ([f"- {escape(text.finding_line(f))}" for f in findings] or ["- none"])
 
 
 def render(report: NightlyReport) -> str:
-    lines = [f"**{_escape(text.verdict_line(report))}**", ""]
+    lines = [f"**{escape(text.verdict_line(report))}**", ""]
     if report.variants:
         lines += comparison_table(report)
     lines += _section("Model regressions", report.regressions)
@@ -54,10 +54,10 @@ def render(report: NightlyReport) -> str:
     lines += _section("Improvements", report.improvements)
     if report.failures:
         lines += ["", "**Failed benchmarks**", ""]
-        lines += [f"- {_escape(failure.variant)} on {_escape(failure.device)}: {_escape(failure.reason)}"
+        lines += [f"- {escape(failure.variant)} on {escape(failure.device)}: {escape(failure.reason)}"
                   for failure in report.failures]
     if report.without_baseline:
         lines += ["", f"{len(report.without_baseline)} metric(s) had no baseline yet (not judged)."]
-    lines += ["", f"Latency cells: median / p99. {_escape(text.settings_line(report))} "
-                  f"{_escape(text.ab_cost_line(report))}Details and plots: report.html; every number: report.json."]
+    lines += ["", f"Latency cells: median / p99. {escape(text.settings_line(report))} "
+                  f"{escape(text.ab_cost_line(report))}Details and plots: report.html; every number: report.json."]
     return "\n".join(lines) + "\n"

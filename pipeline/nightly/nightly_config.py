@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.names import check_name
-from pipeline.core.toml_config import read_toml, section_from_dict
+from pipeline.core.toml_config import check_strings, read_toml, section_from_dict
 from pipeline.core.variants import VARIANT_NAMES, produced_variants
 from pipeline.errors import UserError
 from pipeline.results.ab_test import MIN_ROUNDS, rounds_for
@@ -55,19 +55,14 @@ class _RuleFields:
 
 
 def _names(values: list, key: str, source: str, allowed: tuple[str, ...] | None = None) -> None:
-    """A non-empty list of distinct strings (from `allowed`, when given)."""
+    """A non-empty list of distinct strings (from `allowed`, when given; safe names otherwise)."""
     where = f"{source}: nightly.{key}"
-    if not values:
-        raise UserError(f"{where} must list at least one name")
+    check_strings(values, where)
     for index, value in enumerate(values):
-        if not isinstance(value, str) or not value:
-            raise UserError(f"{where}[{index}] must be a non-empty str, got {type(value).__name__} {value!r}")
         if allowed is not None and value not in allowed:
             raise UserError(f"{where}[{index}] = {value!r} is not valid; choose from: {', '.join(allowed)}")
         if allowed is None:
             check_name(value, f"{where}[{index}]")
-    if len(set(values)) != len(values):
-        raise UserError(f"{where} lists a name twice: {values}")
 
 
 def _rules(tables: dict, source: str) -> dict[str, dict[str, Any]]:

@@ -21,13 +21,13 @@ CURRENT_COLOR, BASELINE_COLOR, THROTTLED_COLOR, LINE_COLOR = "#d62728", "#2ca02c
 CHANGE_COLOR = "#9467bd"
 
 
-def _label(name: object) -> str:
+def label(name: object) -> str:
     """A name as plot text: one short line, `$` escaped so matplotlib does not parse it as mathtext
     (an unbalanced `$\\alpha` or `$x^$` would make the whole report fail)."""
     return one_line(name, LABEL_LIMIT).replace("$", r"\$")
 
 
-def _png(figure: Figure) -> str:
+def png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -67,18 +67,18 @@ def latency_trend(trend: Trend, current_run: int) -> str:
                  zorder=5)
     axes.set_xticks(positions, [str(p.run_id) for p in trend.points], fontsize=7, rotation=90)
     series = trend.series
-    axes.set(title=f"{_label(series.variant)} on {_label(series.device)}\n{_label(series.runtime)}", xlabel="run",
+    axes.set(title=f"{label(series.variant)} on {label(series.device)}\n{label(series.runtime)}", xlabel="run",
              ylabel="median latency (ms)")
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best")
     axes.grid(alpha=0.3)
-    return _png(figure)
+    return png(figure)
 
 
-def _annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
+def annotated(axes, xs: list[float], ys: list[float], names: list[str], **style) -> None:
     axes.scatter(xs, ys, **style)
     for x, y, name in zip(xs, ys, names, strict=True):
-        axes.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        axes.annotate(label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 
 def tradeoffs(report: NightlyReport, device: str) -> str | None:
@@ -91,10 +91,10 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
     figure = Figure(figsize=TRADEOFF_SIZE, layout="constrained")
     left, right = figure.subplots(1, 2)
     names = [name for name, _ in timed]
-    _annotated(left, [ms for _, ms in timed], [top1[n] for n in names], names, color=LINE_COLOR)
-    left.set(title=f"top-1 vs median latency on {_label(device)}", xlabel="median latency (ms)", ylabel="top-1 (%)")
+    annotated(left, [ms for _, ms in timed], [top1[n] for n in names], names, color=LINE_COLOR)
+    left.set(title=f"top-1 vs median latency on {label(device)}", xlabel="median latency (ms)", ylabel="top-1 (%)")
     sized = [v for v in report.variants if v["bytes"] and v["name"] in top1]
-    _annotated(right, [v["bytes"] / 1024 for v in sized], [top1[v["name"]] for v in sized], [v["name"] for v in sized],
+    annotated(right, [v["bytes"] / 1024 for v in sized], [top1[v["name"]] for v in sized], [v["name"] for v in sized],
                color=LINE_COLOR, label="file")
     gzipped = [v for v in sized if v["gzip_bytes"]]
     right.scatter([v["gzip_bytes"] / 1024 for v in gzipped], [top1[v["name"]] for v in gzipped],
@@ -108,7 +108,7 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
         axes.margins(0.2)  # room for the variant names
         axes.grid(alpha=0.3)
         axes.title.set_fontsize(9)
-    return _png(figure)
+    return png(figure)
 
 
 def energy(report: NightlyReport) -> str | None:
@@ -118,11 +118,11 @@ def energy(report: NightlyReport) -> str | None:
         return None
     figure = Figure(figsize=TREND_SIZE)
     axes = figure.subplots()
-    labels = [f"{_label(r['variant'])}\n{_label(r['device'])}" for r in measured]
+    labels = [f"{label(r['variant'])}\n{label(r['device'])}" for r in measured]
     colors = [THROTTLED_COLOR if r["throttled"] else LINE_COLOR for r in measured]
     axes.bar(range(len(measured)), [r["energy_mj_per_inference"] for r in measured], color=colors)
     axes.set_xticks(range(len(measured)), labels, fontsize=7)
     axes.set(title="energy per inference (orange: throttled)", ylabel="mJ / inference")
     axes.title.set_fontsize(9)
     axes.grid(alpha=0.3, axis="y")
-    return _png(figure)
+    return png(figure)

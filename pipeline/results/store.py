@@ -26,7 +26,7 @@ from pipeline.results.timeutil import utc_now
 
 RUNNING, FAILED = "running", "failed"
 COMPLETE = queries.COMPLETE
-RUN_KINDS = ("nightly", "manual", "ci")
+RUN_KINDS = ("nightly", "manual", "ci", "sweep")
 
 
 @dataclass(frozen=True)
