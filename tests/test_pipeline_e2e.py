@@ -31,7 +31,7 @@ def test_run_succeeds_and_prints_the_comparison_table(small_run):
     assert first.returncode == 0, first.stderr[-2000:]
     for name in ("float", "ptq_int8", "pqat_int8"):
         assert f"\n{name} " in first.stdout and f"  {name}: the " in first.stdout  # a table row and how it was made
-    for stage in ("data", "pretrain", "finetune", "prune", "quantize", "convert"):
+    for stage in ("data", "pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize", "convert"):
         assert f"{stage:<9} done" in first.stderr
 
 

@@ -111,7 +111,8 @@ def test_recorded_wall_time_lies_within_the_stage_log_lines(micro_run):
 def test_manifest_lists_every_stage_with_config_and_hashes(run):
     _, manifest, data = run
     saved = json.loads(manifest.path.read_text())
-    assert list(saved["stages"]) == ["data", "pretrain", "finetune", "prune", "quantize", "convert"]
+    assert list(saved["stages"]) == STAGE_NAMES == ["data", "pretrain", "finetune", "distill", "slim", "prune",
+                                                    "cluster", "quantize", "convert"]
     for record in saved["stages"].values():
         assert record["config"]
         for output in record["outputs"].values():
