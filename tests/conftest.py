@@ -25,7 +25,9 @@ def micro_config(build_dir: Path, name: str = "micro", **sections):
         "run": {"name": name, "build_dir": str(build_dir)},
         "data": {"train_limit": 600, "test_limit": 200, "validation_size": 100},
         "model": {"width": 0.25},
-        "convert": {"calibration": str(REPO / config.convert.calibration), "eval_samples": 20},
+        # A drawn calibration set is published under the test's folder, never into the repository's.
+        "convert": {"calibration": str(REPO / config.convert.calibration), "eval_samples": 20,
+                    "calibration_dir": str(build_dir / "calibration_data")},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
