@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def micro_config(build_dir: Path, name: str = "micro", **sections):
+def micro_config(build_dir: Path | str, name: str = "micro", **sections):
     """configs/tiny.toml cut down further, writing under `build_dir`; `sections` override fields."""
     from pipeline.training.config import load_config, validate
 
@@ -27,7 +27,7 @@ def micro_config(build_dir: Path, name: str = "micro", **sections):
         "model": {"width": 0.25},
         # A drawn calibration set is published under the test's folder, never into the repository's.
         "convert": {"calibration": str(REPO / config.convert.calibration), "eval_samples": 20,
-                    "calibration_dir": str(build_dir / "calibration_data")},
+                    "calibration_dir": str(Path(build_dir) / "calibration_data")},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
