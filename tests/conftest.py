@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def micro_config(build_dir: Path, name: str = "micro", **sections):
+def micro_config(build_dir: Path | str, name: str = "micro", **sections):
     """configs/tiny.toml cut down further, writing under `build_dir`; `sections` override fields."""
     from pipeline.training.config import load_config, validate
 
@@ -25,7 +25,9 @@ def micro_config(build_dir: Path, name: str = "micro", **sections):
         "run": {"name": name, "build_dir": str(build_dir)},
         "data": {"train_limit": 600, "test_limit": 200, "validation_size": 100},
         "model": {"width": 0.25},
-        "convert": {"calibration": str(REPO / config.convert.calibration), "eval_samples": 20},
+        # A drawn calibration set is published under the test's folder, never into the repository's.
+        "convert": {"calibration": str(REPO / config.convert.calibration), "eval_samples": 20,
+                    "calibration_dir": str(Path(build_dir) / "calibration_data")},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)

@@ -36,6 +36,7 @@ def test_demo_config_loads_with_documented_defaults():
     ("[quantize]\nmethod = 'int4'\n", "choose one of: pqat, qat, ptq"),
     ("[data]\nformat = 'png'\n", "choose one of: idx, cifar10"),
     ("[run]\nname = 'a/b'\n", "run.name"),
+    ("[convert]\ncalibration_dir = ''\n", "convert.calibration_dir is empty"),
     ("not toml = = 1\n", "not valid TOML"),
 ])
 def test_bad_config_is_refused_naming_file_and_key(tmp_path, text, expected):

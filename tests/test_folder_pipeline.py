@@ -3,7 +3,10 @@ PNG and JPEG files plus an unlabeled folder; the class names reach the manifest,
 and the printed table (about two minutes on 2 cores)."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,17 +28,22 @@ idle_s = 0.0
 """
 
 
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("folder-run")
-    images = write_image_folder(home / "images")
-    config = micro_config(
-        home / "build", name="photos",
+def photos_config(home: Path, build: Path):
+    """The run on home/images, writing into `build` (and publishing its calibration set there)."""
+    images = home / "images"
+    return micro_config(
+        build, name="photos",
         data={"format": "folder", "path": str(images), "image_size": [32, 32], "color": "rgb",
               "unlabeled_path": str(images / "unlabeled"), "train_limit": 0, "test_limit": 0, "validation_size": 15},
         pretrain={"batch_size": 32}, finetune={"batch_size": 16}, prune={"batch_size": 16},
         quantize={"batch_size": 16}, convert={"calibration": ""})
-    return home, run_stages(config, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("folder-run")
+    write_image_folder(home / "images")
+    return home, run_stages(photos_config(home, home / "build"), log=lambda _: None)
 
 
 def test_every_stage_runs_on_the_folder_and_names_its_classes(folder_run):
@@ -71,6 +79,37 @@ def test_calibration_is_drawn_from_the_training_split_with_provenance(folder_run
     assert set(provenance["indices"]) <= set(train_idx.tolist()) and len(provenance["files"]) == 105
     assert all("/train/" in path for path in provenance["files"])
     assert manifest.data["metrics"]["calibration_samples"] == 105
+
+
+def test_the_drawn_set_is_published_with_its_provenance(folder_run):
+    home, manifest = folder_run
+    published = home / "build" / "calibration_data" / "photos.npz"  # convert.calibration_dir / <run name>
+    for artifact, copy in (("calibration", published), ("calibration_provenance", published.with_suffix(".json"))):
+        assert copy.read_bytes() == manifest.output_path("convert", artifact).read_bytes(), artifact
+    provenance = json.loads(published.with_suffix(".json").read_text())
+    with np.load(published) as calibration:
+        labels = calibration["labels"]
+    assert provenance["class_counts"] == {str(label): int(count) for label, count in enumerate(np.bincount(labels))}
+    assert provenance["class_names"] == list(CLASS_NAMES) and provenance["seed"] == 20261126
+    run_seed = photos_config(home, home / "build").run.seed
+    assert provenance["split"] == f"training split of run seed {run_seed} (data stage split.npz)"
+    images = home / "images"
+    assert set(provenance["source_files"]) == {str(images / "train"), str(images / "test"), str(images / "unlabeled")}
+    assert provenance["source_files"][str(images / "train")]["files"] == 120  # with a sha256 over them
+
+
+def test_the_published_copy_is_outside_the_cache(folder_run, tmp_path):
+    home, manifest = folder_run
+    config = photos_config(home, tmp_path / "build")
+    shutil.copytree(manifest.run_dir, tmp_path / "build" / "photos")
+    log: list[str] = []
+    run_stages(config, log=log.append)  # nothing published in tmp_path yet: still all cached
+    assert all(" cached " in line for line in log) and len(log) == 6
+    assert not Path(config.convert.calibration_dir).exists()
+    edited = dataclasses.replace(config, convert=dataclasses.replace(config.convert, eval_samples=10))
+    manifest = run_stages(edited, until="convert", log=lambda _: None)  # convert re-runs and publishes again
+    published = Path(config.convert.calibration_dir) / "photos.npz"
+    assert published.read_bytes() == manifest.output_path("convert", "calibration").read_bytes()
 
 
 def test_bench_local_reports_the_class_names(folder_run):

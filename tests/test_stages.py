@@ -1,5 +1,6 @@
 """Each training stage on a micro run (600 images, one epoch): its artifacts and metrics."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +74,13 @@ def test_convert_writes_verified_full_int8_model(run):
     assert ptq["tflite_sparsity"] < 0.1
     assert pqat["bytes"] == path.stat().st_size
     assert pqat["gzip_bytes"] < ptq["gzip_bytes"]
+
+
+def test_a_named_calibration_file_is_read_and_nothing_is_published(run):
+    config, manifest, data = run
+    assert data["metrics"]["calibration_samples"] == 500  # the committed file's images
+    assert "calibration" not in manifest.stage("convert")["outputs"]
+    assert not Path(config.convert.calibration_dir).exists()
 
 
 def test_each_variant_records_the_float_model_it_came_from(run):

@@ -6,11 +6,12 @@ fixed seed, so `make calibration` rewrites the committed file byte for byte.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import sha256_file, write_json
+from pipeline.core.artifacts import atomic_path, sha256_file, write_json
 from pipeline.core.npz import save_npz
 from pipeline.errors import UserError
 from pipeline.training.config import PipelineConfig
@@ -35,7 +36,9 @@ def draw_from_split(train: ImageSet, train_idx: np.ndarray, per_class: int = PER
     """Calibration images from a training split (`train`, at positions `train_idx` of the dataset)."""
     chosen = stratified_positions(train.labels, per_class, seed)
     picked = train.select(chosen)
+    classes, counts = np.unique(picked.labels, return_counts=True)
     provenance = {"seed": seed, "per_class": per_class, "count": int(len(chosen)),
+                  "class_counts": {str(label): int(count) for label, count in zip(classes, counts, strict=True)},
                   "indices": train_idx[chosen].tolist(),
                   "preprocessing": "none: raw uint8 NHWC pixels; the converter applies the model's x * scale + offset"}
     if picked.streamed:
@@ -61,6 +64,15 @@ def save_calibration(path: Path, drawn: dict) -> None:
     """The images as .npz and their provenance as .json beside it."""
     save_npz(path, images=drawn["images"], labels=drawn["labels"], indices=np.asarray(drawn["provenance"]["indices"]))
     write_json(path.with_suffix(".json"), drawn["provenance"])
+
+
+def publish_calibration(saved: Path, folder: Path, name: str) -> Path:
+    """Copy a saved set (.npz and its .json) to `folder`/`name`.npz|.json, each file atomically."""
+    target = folder / f"{name}.npz"
+    for source, destination in ((saved, target), (saved.with_suffix(".json"), target.with_suffix(".json"))):
+        with atomic_path(destination) as tmp:
+            shutil.copyfile(source, tmp)
+    return target
 
 
 def write_calibration(config: PipelineConfig) -> Path:

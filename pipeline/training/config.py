@@ -152,6 +152,7 @@ class QuantizeConfig:
 @dataclass(frozen=True)
 class ConvertConfig:
     calibration: str = ""  # representative samples file; "" = drawn from the run's training split
+    calibration_dir: str = "calibration_data"  # a drawn set is also published here as <run name>.npz + .json
     eval_samples: int = 200  # labelled test images shipped with the model for on-device checks
 
 
@@ -224,6 +225,9 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         if _setting(config, key) > limit:
             raise UserError(f"{src}: {key} = {_setting(config, key)!r} must be at most {limit:g}")
     check_name(config.run.name, f"{src}: run.name")
+    if not config.convert.calibration_dir:
+        raise UserError(f"{src}: convert.calibration_dir is empty; name the folder a drawn calibration set is "
+                        f"published in (default \"calibration_data\")")
     return config
 
 

@@ -110,9 +110,10 @@ STAGES: tuple[StageSpec, ...] = (
               ("data", "finetune", "cluster", "quantize"), calibration_files),
 )
 STAGE_NAMES = [spec.name for spec in STAGES]
-# Where a run is stored, and where its external inputs lie, do not change what it computes: the
-# external files' content is in the key instead, so moving them keeps the cache and editing them does not.
-LOCATION_FIELDS = {"run": ("name", "build_dir"), "data": ("path",), "convert": ("calibration",)}
+# Where a run is stored (and publishes a drawn calibration set), and where its external inputs lie, do not
+# change what it computes: the external files' content is in the key instead, so moving them keeps the
+# cache and editing them does not.
+LOCATION_FIELDS = {"run": ("name", "build_dir"), "data": ("path",), "convert": ("calibration", "calibration_dir")}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("pipeline", "models", "device_agents")
 # Plumbing that computes nothing a stage outputs: config values (defaults included) are hashed

@@ -7,7 +7,8 @@ Each is evaluated on the whole test set through LiteRT with proper input quantiz
 shipped with a samples file (real test images, labels, reference outputs, preprocessing)
 so that a device can check its accuracy and its outputs against the host's (and name its classes).
 Unless convert.calibration names a file, the calibration images are drawn from the run's
-training split here and saved beside the models with their provenance.
+training split here and saved beside the models with their provenance (the artifact), and a copy
+is published as `<convert.calibration_dir>/<run name>.npz` + `.json` for people to find and reuse.
 """
 from __future__ import annotations
 
@@ -27,17 +28,24 @@ from pipeline.core.variants import (
     compressed_variant,
     produced_variants,
 )
+from pipeline.errors import UserError
 from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.cost import model_cost
 from pipeline.tflite.evaluation import accuracy, run_model
 from pipeline.tflite.verification import inspect_int8
-from pipeline.training.calibration_set import draw_from_split, load_calibration, save_calibration
+from pipeline.training.calibration_set import (
+    draw_from_split,
+    load_calibration,
+    publish_calibration,
+    save_calibration,
+)
 from pipeline.training.fit import keras_accuracy
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import RunData, load_run_data
 from pipeline.training.stages.quantize import load_quantized
+from pipeline.training.workers import is_chief
 
 
 def _write_variant(ctx: StageContext, variant: Variant, model_bytes: bytes, data: RunData) -> tuple[dict, dict]:
@@ -97,10 +105,24 @@ def _calibration(ctx: StageContext, data: RunData) -> tuple[np.ndarray, dict[str
         "source_files": read_json(ctx.input("data", "sources")),
         "split": f"training split of run seed {ctx.config.run.seed} (data stage split.npz)",
         "command": "the convert stage, with convert.calibration = \"\"",
+        **({"class_names": list(data.dataset.class_names)} if data.dataset.class_names else {}),
     })
     path = ctx.out_dir / "calibration.npz"
     save_calibration(path, drawn)
     return drawn["images"], {"calibration": path, "calibration_provenance": path.with_suffix(".json")}
+
+
+def _publish(ctx: StageContext, saved: Path) -> None:
+    """Copy the drawn set to convert.calibration_dir (the chief only). The stage's own file stays the
+    artifact, so the copy is outside the cache: deleting it changes nothing, a re-run rewrites it."""
+    if not is_chief():
+        return
+    folder = Path(ctx.config.convert.calibration_dir)
+    try:
+        publish_calibration(saved, folder, ctx.config.run.name)
+    except OSError as error:
+        raise UserError(f"cannot publish the drawn calibration set in {folder} ({error.strerror or error}); make "
+                        f"it writable or set convert.calibration_dir in {ctx.config.source}") from None
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -118,6 +140,8 @@ def run(ctx: StageContext) -> StageOutput:
         numbers["converted_keras_accuracy"] = keras_models.accuracy(variant.converted_from)
         numbers["source_float_accuracy"] = keras_models.accuracy(variant.source)
         variants[variant.name] = numbers
+    if "calibration" in artifacts:  # published last: a run whose conversion failed publishes nothing
+        _publish(ctx, artifacts["calibration"])
     metrics = {"variants": variants, "compressed_variant": compressed_variant(ctx.config).name,
                "calibration_samples": len(calibration)}
     return StageOutput(artifacts, metrics)
