@@ -90,8 +90,10 @@ def test_distillation_sees_the_labelled_subset_with_labels_and_the_rest_as_soft_
     ({"cluster": {"clusters": 8}, "quantize": {"method": "cqat"}}, "quantize.method = 'cqat'"),  # micro prunes
     ({"quantize": {"method": "pcqat"}}, "cluster.clusters = 0"),
     ({"prune": {"target_sparsity": 0.0}, "quantize": {"method": "pqat"}}, "prune.target_sparsity = 0"),
+    ({"slim": {"channel_layers": ["stack1_a_conv"]}}, "slim.channel_layers names layers but slim.channel_ratio = 0"),
+    ({"slim": {"lowrank_layers": ["logits"]}}, "slim.lowrank_layers names layers but slim.lowrank_energy = 0"),
 ])
-def test_a_bad_recipe_is_refused_at_load_in_one_line_naming_file_and_key(tmp_path, sections, key):
+def test_a_bad_compression_config_is_refused_at_load_in_one_line_naming_file_and_key(tmp_path, sections, key):
     path = write_toml(_with(micro_config(tmp_path), **sections), tmp_path / "bad.toml")
     with pytest.raises(UserError) as error:
         load_config(path)
