@@ -19,6 +19,6 @@ def test_a_qat_run_prints_its_variants_and_is_not_called_pqat(tmp_path: Path, ca
     out = capsys.readouterr().out
     rows = [line.split()[0] for line in out.splitlines()[4:7]]
     assert rows == ["float", "ptq_int8", "pruned_qat_int8"]
-    assert "pruned_qat_int8    88.00%    30.0 KB    15.0 KB    30.00%        89.50%" in out
-    assert "  pruned_qat_int8: the pruned model, plain QAT" in out and "pqat" not in out.lower()
+    assert "pruned_qat_int8   88.00%    30.0 KB    15.0 KB    30.00%        89.50%" in out  # names set the width
+    assert "  pruned_qat_int8: the fine-tuned model, magnitude-pruned, plain QAT" in out and "pqat" not in out.lower()
     assert "pruned_qat_int8 vs its source: -1.50 points; boundary int8: True" in out
