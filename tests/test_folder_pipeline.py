@@ -41,7 +41,8 @@ def folder_run(tmp_path_factory):
 def test_every_stage_runs_on_the_folder_and_names_its_classes(folder_run):
     _, manifest = folder_run
     metrics, data = manifest.data["metrics"], manifest.data
-    assert list(data["stages"]) == ["data", "pretrain", "finetune", "prune", "quantize", "convert"]
+    assert list(data["stages"]) == ["data", "pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize",
+                                    "convert"]
     assert data["class_names"] == list(CLASS_NAMES)
     assert (metrics["train_images"], metrics["validation_images"], metrics["test_images"]) == (105, 15, 30)
     assert metrics["unlabeled_images"] == 60 and metrics["pretrain_images"] == 105 + 60
