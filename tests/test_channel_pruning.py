@@ -95,6 +95,9 @@ def test_pruning_keeps_the_strongest_filters():
 @pytest.mark.parametrize("layers, message", [
     (["stack1_b_conv"], "layer stack1_b_conv (Conv2D) cannot be channel-pruned"),
     (["stem_bn"], "layer stem_bn (BatchNormalization) cannot be channel-pruned"),
+    (["stack2_add"], "layer stack2_add (Add) cannot be channel-pruned: only a Conv2D"),
+    (["stack1_b_conv"], "remove it from slim.channel_layers (prunable: stack1_a_conv, "),
+    (["nope"], "slim.channel_layers names 'nope', which model resnet8 does not have"),
 ])
 def test_a_layer_it_cannot_handle_gets_one_line(layers, message):
     from models import build_classifier
@@ -103,3 +106,15 @@ def test_a_layer_it_cannot_handle_gets_one_line(layers, message):
     with pytest.raises(UserError, match=re.escape(message)) as error:
         prune_channels(build_classifier("resnet8", INPUT, 10), ratio=0.5, layers=layers)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("ratio, criterion, message", [
+    (1.0, "l1", "slim.channel_ratio = 1.0 must be in [0, 1)"),
+    (0.5, "l2", "slim.channel_criterion = 'l2' is not valid; choose one of: l1, bn_gamma"),
+])
+def test_bad_settings_name_their_config_key(ratio, criterion, message):
+    from models import build_classifier
+    from pipeline.training.channel_pruning import prune_channels
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        prune_channels(build_classifier("resnet8", INPUT, 10), ratio=ratio, criterion=criterion)

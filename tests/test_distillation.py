@@ -60,3 +60,48 @@ def test_student_learns_the_teacher_from_unlabeled_images():
     no_labels = tf.data.Dataset.from_tensor_slices((images, np.zeros(512, np.int64), np.zeros(512, np.float32)))
     distiller.fit(no_labels.batch(64), epochs=30, verbose=0)
     assert before < 0.6 and agreement() > 0.9  # 4 classes: a random student agrees about a quarter of the time
+
+
+_TWO_REPLICA_STEP = '''
+import numpy as np
+from pipeline.core.tf_env import keras, tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+from pipeline.training.distillation import Distiller
+
+def one_step(strategy):
+    """The student's kernel change after one SGD step on one batch of 8 (half of it unlabeled)."""
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+        teacher = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+        distiller = Distiller(student, teacher, 4.0, 0.5)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.5))
+    rng = np.random.default_rng(1)
+    batch = (rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 4, 8), np.array([1, 0] * 4, np.float32))
+    before = student.get_weights()[0].copy()
+    distiller.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0)
+    return student.get_weights()[0] - before
+
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert mirrored.num_replicas_in_sync == 2
+alone, split = one_step(tf.distribute.get_strategy()), one_step(mirrored)
+print(float(np.abs(alone).max()), float(np.abs(split - alone).max()))
+'''
+
+
+def test_distiller_takes_the_same_step_on_two_replicas_as_on_one():
+    """Each replica's loss is its half-batch mean; the optimizer sums the replicas' gradients, so the
+    Distiller must scale them (before the fix a two-replica step was twice the one-replica step)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", _TWO_REPLICA_STEP], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    step, difference = map(float, done.stdout.split())
+    assert step > 1e-3  # the step moved the student
+    assert difference <= 1e-5 * step

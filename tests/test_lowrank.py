@@ -77,7 +77,7 @@ def test_a_rank_that_saves_nothing_keeps_the_layer():
 
 @pytest.mark.parametrize("layers, message", [
     (["dw"], "layer dw (DepthwiseConv2D) cannot be factorized"),
-    (["nope"], "lowrank.layers names 'nope'"),
+    (["nope"], "slim.lowrank_layers names 'nope'"),
 ])
 def test_layers_it_cannot_handle_get_one_line(layers, message):
     from pipeline.training.lowrank import factorize
@@ -85,3 +85,11 @@ def test_layers_it_cannot_handle_get_one_line(layers, message):
     with pytest.raises(UserError, match=re.escape(message)) as error:
         factorize(_model(), layers, energy=0.9)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("energy", [0.0, 1.5])
+def test_bad_energy_names_its_config_key(energy):
+    from pipeline.training.lowrank import factorize
+
+    with pytest.raises(UserError, match=re.escape(f"slim.lowrank_energy = {energy!r} must be in (0, 1]")):
+        factorize(_model(), [], energy=energy)

@@ -71,8 +71,8 @@ def filter_scores(chain: Chain, criterion: str) -> np.ndarray:
         return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
     norms = [layer for layer in chain.path if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
-        raise UserError(f"layer {chain.conv.name} has no BatchNormalization after it: prune it with "
-                        "channel_prune.criterion = \"l1\"")
+        raise UserError(f"layer {chain.conv.name} ({type(chain.conv).__name__}) has no BatchNormalization after it: "
+                        "prune it with slim.channel_criterion = \"l1\"")
     return np.abs(norms[0].get_weights()[0])
 
 
@@ -88,15 +88,19 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
                    layers: list[str] | None = None) -> tuple[keras.Model, list[PrunedLayer]]:
     """Remove `ratio` of the filters of every prunable conv (or of those named); return the smaller model."""
     if not 0.0 <= ratio < 1.0:
-        raise UserError(f"channel_prune.ratio = {ratio!r} must be in [0, 1)")
+        raise UserError(f"slim.channel_ratio = {ratio!r} must be in [0, 1)")
     if criterion not in CRITERIA:
-        raise UserError(f"channel_prune.criterion = {criterion!r} is not valid; choose one of: {', '.join(CRITERIA)}")
+        raise UserError(f"slim.channel_criterion = {criterion!r} is not valid; choose one of: {', '.join(CRITERIA)}")
     chains = {chain.conv.name: chain for chain in prunable_chains(model)}
+    by_name = {layer.name: layer for layer in model.layers}
     for name in layers or []:
+        if name not in by_name:
+            raise UserError(f"slim.channel_layers names '{name}', which model {model.name} does not have "
+                            f"(prunable: {', '.join(chains) or 'none'})")
         if name not in chains:
-            kind = type(model.get_layer(name)).__name__ if name in {lyr.name for lyr in model.layers} else "missing"
-            raise UserError(f"layer {name} ({kind}) cannot be channel-pruned: only a Conv2D whose output reaches one "
-                            f"conv or pooled dense without an addition can (prunable: {', '.join(chains) or 'none'})")
+            raise UserError(f"layer {name} ({type(by_name[name]).__name__}) cannot be channel-pruned: only a Conv2D "
+                            f"whose output reaches one conv or pooled dense without an addition can; remove it from "
+                            f"slim.channel_layers (prunable: {', '.join(chains) or 'none'})")
     chosen = [chains[name] for name in layers] if layers else list(chains.values())
     kept_filters: dict[str, np.ndarray] = {}  # conv name -> filters it keeps
     kept_inputs: dict[str, np.ndarray] = {}  # reader name -> input channels it keeps
@@ -109,7 +113,6 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
             if layer.get_weights():
                 replacements[layer.name] = _with_weights(_slice_channelwise(layer, keep))
         records.append(PrunedLayer(chain.conv.name, chain.conv.filters, kept))
-    by_name = {layer.name: layer for layer in model.layers}
     for name in kept_filters.keys() | kept_inputs.keys():
         replacements[name] = _sliced_copy(by_name[name], kept_inputs.get(name), kept_filters.get(name))
     return rebuild(model, replacements), records

@@ -239,9 +239,12 @@ def _validate_compression(config: PipelineConfig, src: str) -> None:
     in_range(config.slim.channel_ratio, 0.0, 1.0, f"{src}: slim.channel_ratio", low_open=False, high_open=True)
     in_range(config.slim.lowrank_energy, 0.0, 1.0, f"{src}: slim.lowrank_energy", low_open=False, high_open=True)
     choice(config.slim.channel_criterion, CHANNEL_CRITERIA, f"{src}: slim.channel_criterion")
-    for key in ("channel_layers", "lowrank_layers"):
+    for key, switch in (("channel_layers", "channel_ratio"), ("lowrank_layers", "lowrank_energy")):
         if not all(isinstance(name, str) and name for name in getattr(config.slim, key)):
             raise UserError(f"{src}: slim.{key} must list layer names (non-empty strings)")
+        if getattr(config.slim, key) and getattr(config.slim, switch) == 0:
+            raise UserError(f"{src}: slim.{key} names layers but slim.{switch} = 0 turns that step off; "
+                            f"set slim.{switch} or empty slim.{key}")
     if config.cluster.clusters == 1 or config.cluster.clusters < 0:
         raise UserError(f"{src}: cluster.clusters = {config.cluster.clusters} must be 0 (no clustering) or at least 2")
     choice(config.cluster.init, CENTROID_INITS, f"{src}: cluster.init")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
 from pipeline.errors import UserError
+from pipeline.training.distribute import global_mean_gradients
 
 
 def distillation_loss(labels: tf.Tensor, labeled: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf.Tensor,
@@ -60,5 +61,7 @@ class Distiller(keras.Model):
             loss = distillation_loss(labels, labeled, student_logits, teacher_logits, self.temperature, self.alpha)
             loss += tf.add_n(self.student.losses) if self.student.losses else 0.0
         variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        # Each replica's loss is the mean over its share of the batch; the optimizer sums over replicas.
+        self.optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables,
+                                           strict=True))
         return {"loss": loss}

@@ -84,14 +84,14 @@ def factorize(model: keras.Model, layers: list[str], energy: float) -> tuple[ker
     """Factorize the named layers (all Conv2D/Dense layers where it saves MACs when `layers` is empty)
     at the smallest rank keeping `energy` of each kernel's spectrum."""
     if not 0.0 < energy <= 1.0:
-        raise UserError(f"lowrank.energy = {energy!r} must be in (0, 1]")
+        raise UserError(f"slim.lowrank_energy = {energy!r} must be in (0, 1]")
     by_name = {layer.name: layer for layer in model.layers}
     for name in layers:
         if name not in by_name:
-            raise UserError(f"lowrank.layers names '{name}', which model {model.name} does not have")
+            raise UserError(f"slim.lowrank_layers names '{name}', which model {model.name} does not have")
         if not _factorizable(by_name[name]):
             raise UserError(f"layer {name} ({type(by_name[name]).__name__}) cannot be factorized: only Conv2D "
-                            "(ungrouped, undilated) and Dense kernels can; remove it from lowrank.layers")
+                            "(ungrouped, undilated) and Dense kernels can; remove it from slim.lowrank_layers")
     candidates = [by_name[name] for name in layers] or [layer for layer in model.layers if _factorizable(layer)]
     records, replacements = [], {}
     for layer in candidates:

@@ -90,11 +90,13 @@ def run(ctx: StageContext) -> StageOutput:
     }
     if cfg.plain_baseline:
         seed_everything(seed)
+        labelled_images = data.labeled(ctx.config.finetune.label_fraction, seed)
         with strategy.scope():
             plain = _new_student(ctx, data)
-            train_on_labels(plain, data.labeled(ctx.config.finetune.label_fraction, seed), epochs=cfg.epochs,
-                            batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=seed,
-                            augmented=ctx.config.finetune.augment, description="student without distillation")
-        metrics["plain_student_accuracy"] = keras_accuracy(plain, data.test)
+            train_on_labels(plain, labelled_images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                            learning_rate=cfg.learning_rate, seed=seed, augmented=ctx.config.finetune.augment,
+                            description="student without distillation")
+        metrics.update(plain_student_images=len(labelled_images), plain_student_epochs=cfg.epochs,
+                       plain_student_accuracy=keras_accuracy(plain, data.test))
         metrics["distillation_gain"] = metrics["distilled_accuracy"] - metrics["plain_student_accuracy"]
     return StageOutput({"model": student_path}, metrics)
