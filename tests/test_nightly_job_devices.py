@@ -100,10 +100,12 @@ def test_ctrl_c_during_the_benchmarks_keeps_what_finished(results_url, agent_mod
                                                           min_s=600.0)]
 
     def interrupt_when_fast_is_done() -> None:
-        wait_for(lambda: slow_pid.exists() and fast_lock.exists()
-                 and subprocess.run(["flock", "-n", str(fast_lock), "true"]).returncode == 0, "the fast device")
-        threading.Event().wait(1.0)  # its document reaches the host
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Python raises KeyboardInterrupt in the main thread
+        try:
+            wait_for(lambda: slow_pid.exists() and fast_lock.exists()
+                     and subprocess.run(["flock", "-n", str(fast_lock), "true"]).returncode == 0, "the fast device")
+            threading.Event().wait(1.0)  # its document reaches the host
+        finally:  # also when waiting gave up: then the asserts below fail instead of the test hanging for min_s
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Python raises KeyboardInterrupt in the main thread
 
     with ResultsStore.open(results_url) as store:
         job = _job(store, profiles, sha256_file(agent_models.int8.model))
