@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -70,11 +69,11 @@ def _run_data(unlabeled: int):
 def test_distillation_sees_the_labelled_subset_with_labels_and_the_rest_as_soft_labels_only(
         tmp_path, unlabeled_images, distill_unlabeled):
     from pipeline.training.image_set import UNLABELED
-    from pipeline.training.stages.distill import distillation_images
+    from pipeline.training.teacher_training import distillation_images
 
     config = micro_config(tmp_path, distill={"student": "resnet8", "unlabeled": distill_unlabeled})
     data = _run_data(unlabeled_images)
-    images = distillation_images(SimpleNamespace(config=config), data)
+    images = distillation_images(config, data)
     labelled = data.labeled(config.finetune.label_fraction, config.run.seed)  # what fine-tuning and the baseline see
     has_label = images.labels != UNLABELED
     np.testing.assert_array_equal(images.to_array()[has_label], labelled.to_array())
@@ -127,6 +126,36 @@ def test_a_layer_lowrank_cannot_split_fails_the_pipeline_in_one_line(copied_run)
     assert str(error.value) == (f"layer {depthwise} (DepthwiseConv2D) cannot be factorized: only Conv2D (ungrouped, "
                                 "undilated) and Dense kernels can; remove it from slim.lowrank_layers")
     assert statuses(log)["distill"] == "done"
+
+
+# --- recovery from the teacher -----------------------------------------------------------------------------------------
+
+def test_recovery_from_the_teacher_trains_on_every_image_and_keeps_each_stages_promise(copied_run):
+    """slim, prune and cluster with recovery = "teacher": each fine-tunes through the Distiller on every
+    training image (not the labelled quarter), and what the surgery promised still holds afterwards:
+    fewer MACs, the target sparsity (UpdatePruningStep reaches the wrappers inside the Distiller), at most
+    `clusters` values per kernel besides the pruned zeros."""
+    from pipeline.training.model_source import load_stage_model
+    from pipeline.training.runner import run_stages
+
+    teacher = {"recovery": "teacher", "epochs": 1}
+    config = _with(copied_run, slim={"channel_ratio": 0.5, **teacher}, prune={**teacher, "frequency": 5},
+                   cluster={"clusters": CLUSTERS, **teacher}, quantize={"method": "pcqat"})
+    log = []
+    manifest = run_stages(config, until="cluster", log=log.append)
+    assert [statuses(log)[stage] for stage in ("slim", "prune", "cluster")] == ["done"] * 3
+    train = len(np.load(manifest.output_path("data", "split"))["train_idx"])
+    assert config.finetune.label_fraction < 1  # so "every image" is more than the labelled ones
+    for stage in ("slim", "prune", "cluster"):
+        metrics = manifest.stage(stage)["metrics"]
+        assert (metrics["recovery"], metrics["recovery_images"]) == ("teacher", train), stage
+    slim, prune = manifest.stage("slim")["metrics"], manifest.stage("prune")["metrics"]
+    assert slim["macs_after"] < slim["macs_before"]
+    assert prune["sparsity"] == pytest.approx(config.prune.target_sparsity, abs=0.02)
+    clustered = load_stage_model(manifest.output_path("cluster", "clustered"), config)
+    for layer in clustered.layers:
+        if type(layer).__name__ in ("Conv2D", "Dense"):
+            assert len(np.unique(layer.get_weights()[0])) <= CLUSTERS + 1, layer.name
 
 
 # --- every step on (slow: trains five compression stages from scratch) -----------------------------------------------

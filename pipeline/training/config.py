@@ -28,6 +28,7 @@ COLORS = ("rgb", "grayscale")
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
 CHANNEL_CRITERIA = ("l1", "bn_gamma")  # see training/channel_pruning.py
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based")  # see training/clustering.py
+RECOVERIES = ("labels", "teacher")  # how slim, prune and cluster fine-tune (training/teacher_training.py)
 TRAINING_SECTIONS = ("pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize")
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
 UPPER_LIMITS = {"model.width": 64, "distill.width": 64, "pretrain.temperature": 100, "distill.temperature": 100,
@@ -116,6 +117,7 @@ class SlimConfig:
     channel_layers: list = field(default_factory=list)  # conv names; empty = every prunable conv
     lowrank_energy: float = 0.0  # kept fraction of each kernel's squared singular values; 0 = no factorization
     lowrank_layers: list = field(default_factory=list)  # layer names; empty = every layer where it saves MACs
+    recovery: str = "labels"  # fine-tune on the labelled images, or "teacher": distil from the unslimmed model
     epochs: int = 4
     batch_size: int = 64
     learning_rate: float = 5e-4
@@ -128,6 +130,7 @@ class PruneConfig:
     batch_size: int = 64
     learning_rate: float = 3e-4
     frequency: int = 20  # prune every N steps; TF-MOT's default 100 is too coarse for short runs
+    recovery: str = "labels"  # fine-tune on the labelled images, or "teacher": distil from the unpruned model
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class ClusterConfig:
 
     clusters: int = 0  # 0 = no clustering
     init: str = "kmeans_plus_plus"  # centroid initialization: kmeans_plus_plus, linear, density_based
+    recovery: str = "labels"  # fine-tune on the labelled images, or "teacher": distil from the unclustered model
     epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-4
@@ -248,6 +252,8 @@ def _validate_compression(config: PipelineConfig, src: str) -> None:
     if config.cluster.clusters == 1 or config.cluster.clusters < 0:
         raise UserError(f"{src}: cluster.clusters = {config.cluster.clusters} must be 0 (no clustering) or at least 2")
     choice(config.cluster.init, CENTROID_INITS, f"{src}: cluster.init")
+    for section in ("slim", "prune", "cluster"):
+        choice(getattr(config, section).recovery, RECOVERIES, f"{src}: {section}.recovery")
     recipe_of(config)
 
 

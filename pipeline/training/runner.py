@@ -99,9 +99,9 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("finetune", "pipeline.training.stages.finetune", ("run", "model", "finetune"), ("data", "pretrain"),
               user_model_files),
     StageSpec("distill", "pipeline.training.stages.distill", ("run", "finetune", "distill"), ("data", "finetune")),
-    StageSpec("slim", "pipeline.training.stages.slim", ("run", "finetune", "slim"), ("data", "distill")),
-    StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "prune"), ("data", "slim")),
-    StageSpec("cluster", "pipeline.training.stages.cluster", ("run", "finetune", "prune", "cluster"),
+    StageSpec("slim", "pipeline.training.stages.slim", ("run", "finetune", "distill", "slim"), ("data", "distill")),
+    StageSpec("prune", "pipeline.training.stages.prune", ("run", "finetune", "distill", "prune"), ("data", "slim")),
+    StageSpec("cluster", "pipeline.training.stages.cluster", ("run", "finetune", "distill", "prune", "cluster"),
               ("data", "prune")),
     StageSpec("quantize", "pipeline.training.stages.quantize", ("run", "finetune", "quantize"), ("data", "cluster")),
     # The compression sections name the compressed variant (pipeline/core/variants.py Recipe).

@@ -10,45 +10,19 @@ student the stage hands the fine-tuned model on.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from models import build_classifier
-from pipeline.core.tf_env import keras, tf
-from pipeline.training.augment import FINETUNE_STRENGTH, augment
-from pipeline.training.datasets import labeled_subset
-from pipeline.training.distillation import Distiller
+from pipeline.core.tf_env import keras
 from pipeline.training.distribute import training_strategy
-from pipeline.training.fit import fit, keras_accuracy, seed_everything, train_on_labels
-from pipeline.training.image_set import UNLABELED, ImageSet, model_input
+from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.image_set import UNLABELED
 from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput, passed_on
 from pipeline.training.stages.data import RunData, load_run_data
 from pipeline.training.surgery import model_macs
-
-
-def distillation_images(ctx: StageContext, data: RunData) -> ImageSet:
-    """The training split with labels kept only on the labelled fraction, plus any unlabeled images."""
-    train = data.train
-    labeled = labeled_subset(train.labels, ctx.config.finetune.label_fraction, ctx.config.run.seed)
-    if not ctx.config.distill.unlabeled:
-        return train.select(labeled)
-    labels = np.full(len(train), UNLABELED, dtype=np.int64)
-    labels[labeled] = train.labels[labeled]
-    images = dataclasses.replace(train, labels=labels)
-    return images.concatenate(data.dataset.unlabeled) if data.dataset.unlabeled else images
-
-
-def _distillation_dataset(images: ImageSet, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
-    """(image, label, labelled flag) batches; an unlabeled image has flag 0 and a placeholder label."""
-    def prepare(x, y):
-        x = model_input(x)
-        return (augment(x, FINETUNE_STRENGTH) if augmented else x), tf.maximum(y, 0), tf.cast(y >= 0, tf.float32)
-
-    ds = images.dataset(labelled=True, shuffle_seed=seed).batch(batch_size)
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+from pipeline.training.teacher_training import distillation_images, train_with_teacher
 
 
 def _new_student(ctx: StageContext, data: RunData) -> keras.Model:
@@ -63,18 +37,15 @@ def run(ctx: StageContext) -> StageOutput:
                                                                   "model goes on as it is")
     strategy = training_strategy(ctx.config.run.strategy)
     data = load_run_data(ctx)
-    images = distillation_images(ctx, data)
+    images = distillation_images(ctx.config, data)
     seed = ctx.config.run.seed
     seed_everything(seed)
     with strategy.scope():
         teacher = load_stage_model(ctx.input("finetune", "classifier"), ctx.config)
         student = _new_student(ctx, data)
-        distiller = Distiller(student, teacher, cfg.temperature, cfg.alpha)
-        steps = -(-len(images) // cfg.batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
-        distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-        dataset = _distillation_dataset(images, cfg.batch_size, seed, ctx.config.finetune.augment)
-        throughput = fit(distiller, dataset, cfg.epochs, steps, cfg.batch_size, "distill")
+        throughput = train_with_teacher(student, teacher, images, ctx.config, epochs=cfg.epochs,
+                                        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                                        description="distill")
     student_path = ctx.out_dir / "model.h5"
     save_model_h5(student, student_path, include_optimizer=False)
     labelled = int(np.sum(images.labels != UNLABELED))

@@ -1,5 +1,6 @@
 """Stage 6: magnitude-prune the classifier (the fine-tuned one, or what distill / slim made of it) to a
-target sparsity, fine-tuning on the same labels.
+target sparsity, fine-tuning on the same labels (or, with `prune.recovery = "teacher"`, by
+distillation from the unpruned model on every training image).
 
 PolynomialDecay ramps sparsity from 0 to the target; UpdatePruningStep advances it every
 batch; strip_pruning removes the wrappers so the zeros are plain weights, ready for PQAT,
@@ -12,12 +13,13 @@ import shutil
 
 from pipeline.core.tf_env import tfmot
 from pipeline.training.distribute import training_strategy
-from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.fit import keras_accuracy, seed_everything
 from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import kernel_sparsity, overall_sparsity, polynomial_schedule, wrap_for_pruning
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
+from pipeline.training.teacher_training import recover, recovery_images
 from pipeline.training.tfmot_support import check_prunable
 
 
@@ -26,7 +28,7 @@ def run(ctx: StageContext) -> StageOutput:
     strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images = data.labeled(ctx.config.finetune.label_fraction, ctx.config.run.seed)
+    images = recovery_images(ctx.config, data, cfg.recovery)
     pruned_path = ctx.out_dir / "pruned.h5"
     if cfg.target_sparsity == 0:
         shutil.copyfile(ctx.input("slim", "model"), pruned_path)
@@ -35,17 +37,18 @@ def run(ctx: StageContext) -> StageOutput:
         steps = -(-len(images) // cfg.batch_size)
         with strategy.scope():
             model = load_stage_model(ctx.input("slim", "model"), ctx.config)
+            teacher = load_stage_model(ctx.input("slim", "model"), ctx.config)  # the wrappers hold model's layers
             check_prunable(model)
             model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
                                                                 cfg.frequency))
-            throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                         learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                         augmented=ctx.config.finetune.augment, description="prune",
-                                         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+            throughput = recover(model, teacher, images, ctx.config, cfg, "prune",
+                                 callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(model)
         save_model_h5(stripped, pruned_path, include_optimizer=False)
     metrics = {
         "target_sparsity": cfg.target_sparsity,
+        "recovery": cfg.recovery,
+        "recovery_images": len(images),
         "sparsity": overall_sparsity(stripped),
         "sparsity_per_layer": kernel_sparsity(stripped),
         "pruned_val_accuracy": keras_accuracy(stripped, data.validation),

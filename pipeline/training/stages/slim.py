@@ -3,7 +3,8 @@
 Channel pruning (`slim.channel_ratio`) removes whole filters and rebuilds the model without
 them; low-rank factorization (`slim.lowrank_energy`) splits kernels in two by truncated SVD.
 Unlike magnitude pruning, both cut the MACs and bytes of the .tflite file, which is what a
-board's latency and energy follow. Fine-tuning on the labelled images then recovers accuracy.
+board's latency and energy follow. Fine-tuning then recovers accuracy: on the labelled images, or
+(`slim.recovery = "teacher"`) by distillation from the model before the surgery on every image.
 With neither set the stage hands its input on.
 """
 from __future__ import annotations
@@ -12,13 +13,14 @@ import dataclasses
 
 from pipeline.training.channel_pruning import prune_channels
 from pipeline.training.distribute import training_strategy
-from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
+from pipeline.training.fit import keras_accuracy, seed_everything
 from pipeline.training.lowrank import factorize
 from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.stage_io import StageContext, StageOutput, passed_on
 from pipeline.training.stages.data import load_run_data
 from pipeline.training.surgery import model_macs
+from pipeline.training.teacher_training import recover, recovery_images
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -33,6 +35,7 @@ def run(ctx: StageContext) -> StageOutput:
     metrics: dict = {}
     with strategy.scope():
         model = load_stage_model(ctx.input("distill", "model"), ctx.config)
+        teacher = load_stage_model(ctx.input("distill", "model"), ctx.config)  # surgery must not share its layers
         metrics.update(macs_before=model_macs(model), params_before=model.count_params(),
                        val_accuracy_before=keras_accuracy(model, data.validation))
         if cfg.channel_ratio > 0:
@@ -42,11 +45,11 @@ def run(ctx: StageContext) -> StageOutput:
             model, factorized = factorize(model, cfg.lowrank_layers, cfg.lowrank_energy)
             metrics["factorized_layers"] = [dataclasses.asdict(record) for record in factorized]
         metrics["val_accuracy_before_finetune"] = keras_accuracy(model, data.validation)
-        throughput = train_on_labels(model, data.labeled(ctx.config.finetune.label_fraction, seed),
-                                     epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                                     seed=seed, augmented=ctx.config.finetune.augment, description="slim fine-tune")
+        images = recovery_images(ctx.config, data, cfg.recovery)
+        throughput = recover(model, teacher, images, ctx.config, cfg, "slim fine-tune")
     path = ctx.out_dir / "model.h5"
     save_model_h5(model, path, include_optimizer=False)
     metrics.update(macs_after=model_macs(model), params_after=model.count_params(),
-                   val_accuracy_after=keras_accuracy(model, data.validation), slim_images_per_s=round(throughput, 1))
+                   val_accuracy_after=keras_accuracy(model, data.validation), recovery=cfg.recovery,
+                   recovery_images=len(images), slim_images_per_s=round(throughput, 1))
     return StageOutput({"model": path}, metrics)
