@@ -61,7 +61,8 @@ class Distiller(keras.Model):
             loss = distillation_loss(labels, labeled, student_logits, teacher_logits, self.temperature, self.alpha)
             loss += tf.add_n(self.student.losses) if self.student.losses else 0.0
         variables = self.student.trainable_variables
+        # A clustered student's centroids get IndexedSlices (gathers); scaling needs them dense.
+        gradients = [tf.convert_to_tensor(gradient) for gradient in tape.gradient(loss, variables)]
         # Each replica's loss is the mean over its share of the batch; the optimizer sums over replicas.
-        self.optimizer.apply_gradients(zip(global_mean_gradients(tape.gradient(loss, variables)), variables,
-                                           strict=True))
+        self.optimizer.apply_gradients(zip(global_mean_gradients(gradients), variables, strict=True))
         return {"loss": loss}

@@ -28,5 +28,4 @@ def global_mean_gradients(gradients: list[tf.Tensor]) -> list[tf.Tensor]:
     """Per-replica gradients of a per-replica mean loss, scaled so that the optimizer's sum over
     replicas is the gradient of the global-batch mean (identity on one replica)."""
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    # scalar_mul also scales IndexedSlices (TF-MOT clustering's centroid gathers); None stays None.
-    return [None if gradient is None else tf.math.scalar_mul(1.0 / replicas, gradient) for gradient in gradients]
+    return [gradient / replicas for gradient in gradients]
