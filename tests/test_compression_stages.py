@@ -91,6 +91,8 @@ def test_distillation_sees_the_labelled_subset_with_labels_and_the_rest_as_soft_
     ({"prune": {"target_sparsity": 0.0}, "quantize": {"method": "pqat"}}, "prune.target_sparsity = 0"),
     ({"slim": {"channel_layers": ["stack1_a_conv"]}}, "slim.channel_layers names layers but slim.channel_ratio = 0"),
     ({"slim": {"lowrank_layers": ["logits"]}}, "slim.lowrank_layers names layers but slim.lowrank_energy = 0"),
+    ({"prune": {"recovery": "teachers"}}, "prune.recovery"),
+    ({"cluster": {"layers": ["stack1_a_conv"]}}, "cluster.layers names layers but cluster.clusters = 0"),
 ])
 def test_a_bad_compression_config_is_refused_at_load_in_one_line_naming_file_and_key(tmp_path, sections, key):
     path = write_toml(_with(micro_config(tmp_path), **sections), tmp_path / "bad.toml")
@@ -128,19 +130,20 @@ def test_a_layer_lowrank_cannot_split_fails_the_pipeline_in_one_line(copied_run)
     assert statuses(log)["distill"] == "done"
 
 
-# --- recovery from the teacher -----------------------------------------------------------------------------------------
+# --- recovery from the teacher ------------------------------------------------------------------------------------
 
 def test_recovery_from_the_teacher_trains_on_every_image_and_keeps_each_stages_promise(copied_run):
     """slim, prune and cluster with recovery = "teacher": each fine-tunes through the Distiller on every
     training image (not the labelled quarter), and what the surgery promised still holds afterwards:
     fewer MACs, the target sparsity (UpdatePruningStep reaches the wrappers inside the Distiller), at most
-    `clusters` values per kernel besides the pruned zeros."""
+    `clusters` values per kernel besides the pruned zeros in the layers cluster.layers names, and only there."""
     from pipeline.training.model_source import load_stage_model
     from pipeline.training.runner import run_stages
 
     teacher = {"recovery": "teacher", "epochs": 1}
+    clustered_layers = ["stack2_b_conv", "stack3_a_conv", "stack3_b_conv"]
     config = _with(copied_run, slim={"channel_ratio": 0.5, **teacher}, prune={**teacher, "frequency": 5},
-                   cluster={"clusters": CLUSTERS, **teacher}, quantize={"method": "pcqat"})
+                   cluster={"clusters": CLUSTERS, "layers": clustered_layers, **teacher}, quantize={"method": "pcqat"})
     log = []
     manifest = run_stages(config, until="cluster", log=log.append)
     assert [statuses(log)[stage] for stage in ("slim", "prune", "cluster")] == ["done"] * 3
@@ -152,10 +155,14 @@ def test_recovery_from_the_teacher_trains_on_every_image_and_keeps_each_stages_p
     slim, prune = manifest.stage("slim")["metrics"], manifest.stage("prune")["metrics"]
     assert slim["macs_after"] < slim["macs_before"]
     assert prune["sparsity"] == pytest.approx(config.prune.target_sparsity, abs=0.02)
+    distinct = manifest.stage("cluster")["metrics"]["distinct_kernel_values"]
     clustered = load_stage_model(manifest.output_path("cluster", "clustered"), config)
     for layer in clustered.layers:
         if type(layer).__name__ in ("Conv2D", "Dense"):
-            assert len(np.unique(layer.get_weights()[0])) <= CLUSTERS + 1, layer.name
+            values = len(np.unique(layer.get_weights()[0]))
+            assert values == distinct[layer.name]
+            # cluster.layers: only those are clustered (the others keep more values than the bound).
+            assert (values <= CLUSTERS + 1) == (layer.name in clustered_layers), (layer.name, values)
 
 
 # --- every step on (slow: trains five compression stages from scratch) -----------------------------------------------

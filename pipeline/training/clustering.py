@@ -12,29 +12,50 @@ import numpy as np
 
 from pipeline.core.tf_env import keras, tfmot
 from pipeline.errors import UserError
+from pipeline.training.config import CENTROID_INITS as CENTROID_INIT_NAMES
 
-CENTROID_INITS = {
-    "kmeans_plus_plus": tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,
-    "linear": tfmot.clustering.keras.CentroidInitialization.LINEAR,
-    "density_based": tfmot.clustering.keras.CentroidInitialization.DENSITY_BASED,
-}
+# One place names the initializations (config checks them before TensorFlow loads); TF-MOT's enum
+# spells each in capitals.
+CENTROID_INITS = {name: getattr(tfmot.clustering.keras.CentroidInitialization, name.upper())
+                  for name in CENTROID_INIT_NAMES}
 CLUSTERED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)  # DepthwiseConv2D is a Conv2D too
 
 
-def wrap_for_clustering(model: keras.Model, clusters: int, init: str, preserve_sparsity: bool = False) -> keras.Model:
-    """The model with its Conv2D/DepthwiseConv2D/Dense kernels clustered to `clusters` values each
-    (exact zeros kept as zeros with `preserve_sparsity`, for a pruned model)."""
+def wrap_for_clustering(model: keras.Model, clusters: int, init: str, preserve_sparsity: bool = False,
+                        layers: list[str] | None = None) -> keras.Model:
+    """The model with the kernels of `layers` (every Conv2D/DepthwiseConv2D/Dense when empty) clustered to
+    `clusters` values each (exact zeros kept as zeros with `preserve_sparsity`, for a pruned model)."""
     if clusters < 2:
         raise UserError(f"cluster.clusters = {clusters!r} must be at least 2")
     if init not in CENTROID_INITS:
         raise UserError(f"cluster.init = {init!r} is not valid; choose one of: {', '.join(CENTROID_INITS)}")
+    settings = {"number_of_clusters": clusters, "cluster_centroids_init": CENTROID_INITS[init],
+                "preserve_sparsity": preserve_sparsity}
+    chosen = _clustered_layer_names(model, layers or [])
     try:
-        return tfmot.clustering.keras.cluster_weights(model, number_of_clusters=clusters,
-                                                      cluster_centroids_init=CENTROID_INITS[init],
-                                                      preserve_sparsity=preserve_sparsity)
+        if chosen is None:
+            return tfmot.clustering.keras.cluster_weights(model, **settings)
+        # TF-MOT's recipe for some layers: wrap those, keep (share) the others.
+        return keras.models.clone_model(model, clone_function=lambda layer: tfmot.clustering.keras.cluster_weights(
+            layer, **settings) if layer.name in chosen else layer)
     except ValueError as error:  # TF-MOT names the layer it cannot cluster
         raise UserError(f"cannot cluster model {model.name}: {str(error).splitlines()[0]} "
-                        "(set cluster.clusters lower than that layer's weight count, or skip clustering)") from None
+                        "(set cluster.clusters lower than that layer's weight count, or leave it out of "
+                        "cluster.layers)") from None
+
+
+def _clustered_layer_names(model: keras.Model, layers: list[str]) -> set[str] | None:
+    """The names in `layers`, checked against the model (None: cluster every kernel)."""
+    if not layers:
+        return None
+    by_name = {layer.name: layer for layer in model.layers}
+    for name in layers:
+        if name not in by_name:
+            raise UserError(f"cluster.layers names '{name}', which model {model.name} does not have")
+        if not isinstance(by_name[name], CLUSTERED_LAYERS):
+            raise UserError(f"layer {name} ({type(by_name[name]).__name__}) cannot be clustered: only Conv2D, "
+                            "DepthwiseConv2D and Dense kernels can; remove it from cluster.layers")
+    return set(layers)
 
 
 def strip_clustering(model: keras.Model) -> keras.Model:

@@ -26,8 +26,8 @@ DATA_FORMATS = ("idx", "cifar10", "npz", "folder")
 COLORS = ("rgb", "grayscale")
 # tf.image.resize methods; the one used is recorded in the manifest for devices to repeat.
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
-CHANNEL_CRITERIA = ("l1", "bn_gamma")  # see training/channel_pruning.py
-CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based")  # see training/clustering.py
+CHANNEL_CRITERIA = ("l1", "bn_gamma")  # checked before TensorFlow loads; training/channel_pruning.py implements them
+CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based")  # TF-MOT names (training/clustering.py)
 RECOVERIES = ("labels", "teacher")  # how slim, prune and cluster fine-tune (training/teacher_training.py)
 TRAINING_SECTIONS = ("pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize")
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
@@ -139,6 +139,7 @@ class ClusterConfig:
 
     clusters: int = 0  # 0 = no clustering
     init: str = "kmeans_plus_plus"  # centroid initialization: kmeans_plus_plus, linear, density_based
+    layers: list = field(default_factory=list)  # Conv2D/Dense names; empty = every kernel
     recovery: str = "labels"  # fine-tune on the labelled images, or "teacher": distil from the unclustered model
     epochs: int = 2
     batch_size: int = 64
@@ -243,12 +244,15 @@ def _validate_compression(config: PipelineConfig, src: str) -> None:
     in_range(config.slim.channel_ratio, 0.0, 1.0, f"{src}: slim.channel_ratio", low_open=False, high_open=True)
     in_range(config.slim.lowrank_energy, 0.0, 1.0, f"{src}: slim.lowrank_energy", low_open=False, high_open=True)
     choice(config.slim.channel_criterion, CHANNEL_CRITERIA, f"{src}: slim.channel_criterion")
-    for key, switch in (("channel_layers", "channel_ratio"), ("lowrank_layers", "lowrank_energy")):
-        if not all(isinstance(name, str) and name for name in getattr(config.slim, key)):
-            raise UserError(f"{src}: slim.{key} must list layer names (non-empty strings)")
-        if getattr(config.slim, key) and getattr(config.slim, switch) == 0:
-            raise UserError(f"{src}: slim.{key} names layers but slim.{switch} = 0 turns that step off; "
-                            f"set slim.{switch} or empty slim.{key}")
+    layer_lists = (("slim", "channel_layers", "channel_ratio"), ("slim", "lowrank_layers", "lowrank_energy"),
+                   ("cluster", "layers", "clusters"))
+    for section, key, switch in layer_lists:
+        names = getattr(getattr(config, section), key)
+        if not all(isinstance(name, str) and name for name in names):
+            raise UserError(f"{src}: {section}.{key} must list layer names (non-empty strings)")
+        if names and getattr(getattr(config, section), switch) == 0:
+            raise UserError(f"{src}: {section}.{key} names layers but {section}.{switch} = 0 turns that step off; "
+                            f"set {section}.{switch} or empty {section}.{key}")
     if config.cluster.clusters == 1 or config.cluster.clusters < 0:
         raise UserError(f"{src}: cluster.clusters = {config.cluster.clusters} must be 0 (no clustering) or at least 2")
     choice(config.cluster.init, CENTROID_INITS, f"{src}: cluster.init")

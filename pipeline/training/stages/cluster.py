@@ -30,7 +30,7 @@ def run(ctx: StageContext) -> StageOutput:
     preserve_sparsity = ctx.config.prune.target_sparsity > 0
     with strategy.scope():
         model = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
-        wrapped = wrap_for_clustering(model, cfg.clusters, cfg.init, preserve_sparsity)
+        wrapped = wrap_for_clustering(model, cfg.clusters, cfg.init, preserve_sparsity, cfg.layers)
         teacher = load_stage_model(ctx.input("prune", "pruned"), ctx.config)  # the wrappers hold model's layers
         images = recovery_images(ctx.config, data, cfg.recovery)
         throughput = recover(wrapped, teacher, images, ctx.config, cfg, "cluster")
