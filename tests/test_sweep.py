@@ -209,3 +209,20 @@ def test_a_second_sweep_on_the_same_day_gets_its_own_folder(tmp_path: Path) -> N
     first, second = publish(_report(), tmp_path), publish(_report(), tmp_path)
     assert (first.name, second.name) == ("sweep-2026-11-28", "sweep-2026-11-28-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, second.name]  # no temporary folder left
+
+
+@pytest.mark.parametrize("layers, most, which", [
+    ([], 300, "8 clusters per kernel"),
+    (["stack3_b_conv", "stack3_a_conv"], 9, "8 clusters in each of 2 kernels (stack3_b_conv, stack3_a_conv; "
+                                           "the others unclustered)"),
+])
+def test_cluster_evidence_bounds_only_the_kernels_cluster_layers_named(layers, most, which) -> None:
+    """The stem left unclustered keeps 300 values; the bound the report states is over the clustered kernels."""
+    from pipeline.sweep.evidence import evidence_lines, stage_evidence
+
+    manifest = {"stages": {"cluster": {
+        "config": {"cluster": {"clusters": 8, "layers": layers}},
+        "metrics": {"clusters": 8, "sparsity_preserved": True, "sparsity": 0.65, "clustered_val_accuracy": 0.88,
+                    "distinct_kernel_values": {"stem_conv": 300, "stack3_a_conv": 9, "stack3_b_conv": 8}}}}}
+    [line] = evidence_lines("cluster", stage_evidence(manifest)["cluster"])
+    assert line.startswith(f"{which}, at most {most} distinct values in a clustered kernel; sparsity 65.00 % preserved")

@@ -26,6 +26,9 @@ def stage_evidence(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if record.get("skipped") or not metrics:
             continue
         evidence[stage] = {key: metrics[key] for key in fields if key in metrics}
+    if "cluster" in evidence:  # which kernels were clustered is config, not a metric (empty: every kernel)
+        layers = ((manifest["stages"]["cluster"].get("config") or {}).get("cluster") or {}).get("layers") or []
+        evidence["cluster"]["clustered_layers"] = list(layers)
     return evidence
 
 
@@ -81,8 +84,13 @@ def _slim_lines(m: Mapping[str, Any]) -> list[str]:
 
 def _cluster_lines(m: Mapping[str, Any]) -> list[str]:
     values = m.get("distinct_kernel_values")
+    layers = m.get("clustered_layers") or []
+    if isinstance(values, dict) and layers:
+        values = {name: count for name, count in values.items() if name in layers}
     most = max(values.values()) if isinstance(values, dict) and values else values
-    return [f"{m.get('clusters')} clusters per kernel (at most {most} distinct values in a kernel), sparsity "
+    which = f"in each of {len(layers)} kernels ({', '.join(layers)}; the others unclustered)" if layers \
+        else "per kernel"
+    return [f"{m.get('clusters')} clusters {which}, at most {most} distinct values in a clustered kernel; sparsity "
             f"{_percent(m.get('sparsity'))}{' preserved' if m.get('sparsity_preserved') else ''}; validation top-1 "
             f"{_percent(m.get('clustered_val_accuracy'))}"]
 
