@@ -118,7 +118,10 @@ def test_a_wider_model_is_a_latency_model_regression_confirmed_back_to_back(micr
     # depends on the CPU (XNNPACK's per-op overhead dominates it), so each variant is not required to be.
     regressed = {variant: f for variant, f in latency.items() if f["verdict"] == "model-regression"}
     assert regressed, latency
-    assert not [f for f in latency.values() if f["verdict"] == "device-slower"], latency
+    # A variant the back-to-back A/B does not find slower may be "device slower" when other work made the
+    # machine itself slower that night (seen with a training job on the same 2 cores); one it finds slower,
+    # never: the gate does not blame the device for a model change.
+    assert not [f for f in latency.values() if f["verdict"] == "device-slower" and f["ab"]["confirmed"]], latency
     for finding in regressed.values():
         assert finding["ab"]["confirmed"] and finding["ab"]["ratio_low"] > 1.0
         assert finding["evidence"]["ab_seconds"] > 0 and finding["evidence"]["benchmark_seconds"] > 0
