@@ -16,9 +16,9 @@ import numpy as np
 
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
+from pipeline.training.config import CHANNEL_CRITERIA
 from pipeline.training.surgery import Replacement, consumers, copy_layer, rebuild
 
-CRITERIA = ("l1", "bn_gamma")
 CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
                keras.layers.DepthwiseConv2D, keras.layers.Dropout, keras.layers.MaxPooling2D,
                keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D,
@@ -89,8 +89,9 @@ def prune_channels(model: keras.Model, ratio: float, criterion: str = "l1",
     """Remove `ratio` of the filters of every prunable conv (or of those named); return the smaller model."""
     if not 0.0 <= ratio < 1.0:
         raise UserError(f"slim.channel_ratio = {ratio!r} must be in [0, 1)")
-    if criterion not in CRITERIA:
-        raise UserError(f"slim.channel_criterion = {criterion!r} is not valid; choose one of: {', '.join(CRITERIA)}")
+    if criterion not in CHANNEL_CRITERIA:
+        raise UserError(f"slim.channel_criterion = {criterion!r} is not valid; choose one of: "
+                        f"{', '.join(CHANNEL_CRITERIA)}")
     chains = {chain.conv.name: chain for chain in prunable_chains(model)}
     by_name = {layer.name: layer for layer in model.layers}
     for name in layers or []:

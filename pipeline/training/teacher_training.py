@@ -9,6 +9,7 @@ than the labelled quarter fine-tuning sees, so the recovered model follows its t
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from pipeline.training.datasets import labeled_subset
 from pipeline.training.distillation import Distiller
 from pipeline.training.fit import fit, train_on_labels
 from pipeline.training.image_set import UNLABELED, ImageSet, model_input
+from pipeline.training.model_source import load_stage_model
 from pipeline.training.stages.data import RunData
 
 
@@ -58,7 +60,6 @@ def train_with_teacher(student: keras.Model, teacher: keras.Model, images: Image
     return fit(distiller, dataset, epochs, steps, batch_size, description, callbacks)
 
 
-
 def recovery_images(config: PipelineConfig, data: RunData, recovery: str) -> ImageSet:
     """What a stage fine-tunes on after its surgery: every training image with the teacher, else the labelled ones."""
     if recovery == "teacher":
@@ -66,12 +67,15 @@ def recovery_images(config: PipelineConfig, data: RunData, recovery: str) -> Ima
     return data.labeled(config.finetune.label_fraction, config.run.seed)
 
 
-def recover(model: keras.Model, teacher: keras.Model, images: ImageSet, config: PipelineConfig,
+def recover(model: keras.Model, teacher_path: Path, images: ImageSet, config: PipelineConfig,
             section: SlimConfig | PruneConfig | ClusterConfig, description: str,
             callbacks: list | None = None) -> float:
     """Fine-tune `model` after a stage's surgery as `section.recovery` says, on `recovery_images`:
-    from `teacher` (the model before the surgery), or on the labels; images per second."""
+    from the teacher saved at `teacher_path` (the model before the surgery), or on the labels; images per
+    second. Call inside the strategy's scope."""
     if section.recovery == "teacher":
+        # A fresh copy: the surgery and TF-MOT's wrappers hold the layers of the model they were given.
+        teacher = load_stage_model(teacher_path, config)
         return train_with_teacher(model, teacher, images, config, epochs=section.epochs,
                                   batch_size=section.batch_size, learning_rate=section.learning_rate,
                                   description=f"{description} (from the teacher)", callbacks=callbacks)

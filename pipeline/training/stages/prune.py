@@ -28,27 +28,26 @@ def run(ctx: StageContext) -> StageOutput:
     strategy = training_strategy(ctx.config.run.strategy)
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
-    images = recovery_images(ctx.config, data, cfg.recovery)
     pruned_path = ctx.out_dir / "pruned.h5"
     if cfg.target_sparsity == 0:
         shutil.copyfile(ctx.input("slim", "model"), pruned_path)
-        stripped, throughput = load_stage_model(pruned_path, ctx.config), None
+        stripped, throughput, images = load_stage_model(pruned_path, ctx.config), None, None
     else:
+        images = recovery_images(ctx.config, data, cfg.recovery)
         steps = -(-len(images) // cfg.batch_size)
         with strategy.scope():
             model = load_stage_model(ctx.input("slim", "model"), ctx.config)
-            teacher = load_stage_model(ctx.input("slim", "model"), ctx.config)  # the wrappers hold model's layers
             check_prunable(model)
             model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
                                                                 cfg.frequency))
-            throughput = recover(model, teacher, images, ctx.config, cfg, "prune",
+            throughput = recover(model, ctx.input("slim", "model"), images, ctx.config, cfg, "prune",
                                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(model)
         save_model_h5(stripped, pruned_path, include_optimizer=False)
     metrics = {
         "target_sparsity": cfg.target_sparsity,
         "recovery": cfg.recovery,
-        "recovery_images": len(images),
+        "recovery_images": None if images is None else len(images),
         "sparsity": overall_sparsity(stripped),
         "sparsity_per_layer": kernel_sparsity(stripped),
         "pruned_val_accuracy": keras_accuracy(stripped, data.validation),

@@ -35,7 +35,6 @@ def run(ctx: StageContext) -> StageOutput:
     metrics: dict = {}
     with strategy.scope():
         model = load_stage_model(ctx.input("distill", "model"), ctx.config)
-        teacher = load_stage_model(ctx.input("distill", "model"), ctx.config)  # surgery must not share its layers
         metrics.update(macs_before=model_macs(model), params_before=model.count_params(),
                        val_accuracy_before=keras_accuracy(model, data.validation))
         if cfg.channel_ratio > 0:
@@ -46,7 +45,7 @@ def run(ctx: StageContext) -> StageOutput:
             metrics["factorized_layers"] = [dataclasses.asdict(record) for record in factorized]
         metrics["val_accuracy_before_finetune"] = keras_accuracy(model, data.validation)
         images = recovery_images(ctx.config, data, cfg.recovery)
-        throughput = recover(model, teacher, images, ctx.config, cfg, "slim fine-tune")
+        throughput = recover(model, ctx.input("distill", "model"), images, ctx.config, cfg, "slim fine-tune")
     path = ctx.out_dir / "model.h5"
     save_model_h5(model, path, include_optimizer=False)
     metrics.update(macs_after=model_macs(model), params_after=model.count_params(),
