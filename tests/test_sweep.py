@@ -226,3 +226,18 @@ def test_cluster_evidence_bounds_only_the_kernels_cluster_layers_named(layers, m
                     "distinct_kernel_values": {"stem_conv": 300, "stack3_a_conv": 9, "stack3_b_conv": 8}}}}}
     [line] = evidence_lines("cluster", stage_evidence(manifest)["cluster"])
     assert line.startswith(f"{which}, at most {most} distinct values in a clustered kernel; sparsity 65.00 % preserved")
+
+
+@pytest.mark.parametrize("variants, teacher_line", [
+    ({"ptq_int8": {"accuracy": 0.9031}, "distilled_ptq_int8": {"accuracy": 0.8955}},
+     "teacher's full-int8 top-1 (this run's ptq_int8): 90.31 %"),
+    ({"distilled_ptq_int8": {"accuracy": 0.8955}}, None),
+])
+def test_distill_evidence_holds_the_student_to_its_teachers_int8_accuracy(variants, teacher_line) -> None:
+    """The run's ptq_int8 is its teacher converted; without one the report says nothing rather than guess."""
+    from pipeline.sweep.evidence import evidence_lines, stage_evidence
+
+    manifest = {"metrics": {"variants": variants}, "stages": {"distill": {"metrics": {
+        "student": "resnet8", "student_width": 0.5, "teacher_accuracy": 0.9025, "distilled_accuracy": 0.8950}}}}
+    lines = evidence_lines("distill", stage_evidence(manifest)["distill"])
+    assert (teacher_line in lines) if teacher_line else not any("int8" in line for line in lines)
