@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.core.variants import Recipe
+
+TEACHER_INT8 = Recipe().name  # the run's fine-tuned model, quantized after training: its teacher when it distils
+
 # stage -> the metrics of its record the report shows (everything else stays in the manifest)
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "distill": ("student", "student_width", "teacher_params", "student_params", "teacher_macs", "student_macs",
@@ -29,9 +33,8 @@ def stage_evidence(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     if "cluster" in evidence:  # which kernels were clustered is config, not a metric (empty: every kernel)
         layers = ((manifest["stages"]["cluster"].get("config") or {}).get("cluster") or {}).get("layers") or []
         evidence["cluster"]["clustered_layers"] = list(layers)
-    teacher_int8 = ((manifest.get("metrics") or {}).get("variants") or {}).get("ptq_int8") or {}
-    if "distill" in evidence and teacher_int8.get("accuracy") is not None:
-        # the run's ptq_int8 is its fine-tuned model, the teacher, converted: the bar a student is held to
+    teacher_int8 = ((manifest.get("metrics") or {}).get("variants") or {}).get(TEACHER_INT8) or {}
+    if "distill" in evidence and teacher_int8.get("accuracy") is not None:  # the bar a student is held to
         evidence["distill"]["teacher_int8_accuracy"] = teacher_int8["accuracy"]
     return evidence
 
@@ -57,7 +60,7 @@ def _distill_lines(m: Mapping[str, Any]) -> list[str]:
              f"float top-1 on the test set: teacher {_percent(m.get('teacher_accuracy'))}, distilled student "
              f"{_percent(m.get('distilled_accuracy'))}"]
     if m.get("teacher_int8_accuracy") is not None:
-        lines.append(f"teacher's full-int8 top-1 (this run's ptq_int8): {_percent(m['teacher_int8_accuracy'])}")
+        lines.append(f"teacher's full-int8 top-1 (this run's {TEACHER_INT8}): {_percent(m['teacher_int8_accuracy'])}")
     if m.get("plain_student_accuracy") is not None:
         lines.append(f"same student trained on the labels alone: {_percent(m['plain_student_accuracy'])}; "
                      f"distillation gain {m['distillation_gain'] * 100:+.2f} points")
