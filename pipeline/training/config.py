@@ -32,7 +32,7 @@ RECOVERIES = ("labels", "teacher")  # how slim, prune and cluster fine-tune (tra
 TRAINING_SECTIONS = ("pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize")
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
 UPPER_LIMITS = {"model.width": 64, "distill.width": 64, "pretrain.temperature": 100, "distill.temperature": 100,
-                "cluster.clusters": 1 << 16,
+                "cluster.clusters": 1 << 16, "distill.view_epochs": 100_000,
                 **{f"{stage}.learning_rate": 10 for stage in TRAINING_SECTIONS},
                 **{f"{stage}.epochs": 100_000 for stage in TRAINING_SECTIONS},
                 **{f"{stage}.batch_size": 1 << 20 for stage in TRAINING_SECTIONS},
@@ -103,6 +103,10 @@ class DistillConfig:
     alpha: float = 0.5  # weight of the hard-label term for labelled images; unlabeled ones get the soft term only
     unlabeled: bool = True  # also distill on the training images without labels (and data.unlabeled_path's)
     plain_baseline: bool = True  # also train the student on the labels alone: the evidence distillation pays
+    # Every training against a teacher (here, and slim/prune/cluster's recovery = "teacher") shows the same
+    # augmented view of the training images for this many epochs, so the teacher runs once per view, not
+    # once per epoch (1 = a new view every epoch).
+    view_epochs: int = 4
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 2e-3
@@ -216,6 +220,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
            for key in ("batch_size", "learning_rate")},
         "distill.width": config.distill.width,
         "distill.temperature": config.distill.temperature,
+        "distill.view_epochs": config.distill.view_epochs,
         "convert.eval_samples": config.convert.eval_samples,  # on-device accuracy needs at least one image
     }
     for key, value in positive.items():

@@ -6,11 +6,11 @@ The T^2 factor keeps the soft term's gradients on the scale of the hard term's a
 Unlabeled images carry no label, so for them only the soft term counts: this is where
 self-supervised pretraining (a better teacher) and distillation (a smaller student) combine.
 The student stays a flat functional model; the training step lives in `Distiller`, a wrapper
-used only during fit and never saved.
+used only during fit and never saved. The teacher's logits come with each batch: they are computed
+once per augmented view of the training images (teacher_training.py), not in every step.
 """
 from __future__ import annotations
 
-from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
 from pipeline.errors import UserError
 from pipeline.training.distribute import global_mean_gradients
@@ -38,24 +38,19 @@ def check_settings(temperature: float, alpha: float) -> None:
 
 
 class Distiller(keras.Model):
-    """Trains `student` on (images, labels, labeled) batches against a frozen `teacher`."""
+    """Trains `student` on (images, labels, labeled, teacher logits) batches."""
 
-    def __init__(self, student: keras.Model, teacher: keras.Model, temperature: float, alpha: float):
+    def __init__(self, student: keras.Model, temperature: float, alpha: float):
         super().__init__()
         check_settings(temperature, alpha)
-        self.student, self.teacher = student, teacher
+        self.student = student
         self.temperature, self.alpha = temperature, alpha
-        self.teacher.trainable = False
-        self.teacher_gives_probabilities = outputs_probabilities(teacher)  # a user's model may end in a softmax
 
     def call(self, images, training=False):
         return self.student(images, training=training)
 
     def train_step(self, batch):
-        images, labels, labeled = batch
-        teacher_logits = self.teacher(images, training=False)
-        if self.teacher_gives_probabilities:  # softmax(log p) = p: the same soft targets
-            teacher_logits = tf.math.log(tf.maximum(teacher_logits, 1e-7))
+        images, labels, labeled, teacher_logits = batch
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
             loss = distillation_loss(labels, labeled, student_logits, teacher_logits, self.temperature, self.alpha)

@@ -33,9 +33,10 @@ def labeled_dataset(images: ImageSet, batch_size: int, seed: int, augmented: boo
 
 
 class ProgressBar(keras.callbacks.Callback):
-    """One tqdm bar per fit() over all batches of all epochs, with the latest metrics."""
+    """One tqdm bar over all batches of all epochs, with the latest metrics; it may span several fit()
+    calls (training against a teacher fits once per view) until finish()."""
 
-    bar: tqdm  # opened by on_train_begin, closed by on_train_end
+    bar: tqdm | None = None  # opened by the first on_train_begin, closed by finish()
 
     def __init__(self, description: str, epochs: int, steps_per_epoch: int, batch_size: int):
         super().__init__()
@@ -44,26 +45,30 @@ class ProgressBar(keras.callbacks.Callback):
         self.epochs = epochs
         self.batch_size = batch_size
         self.started = 0.0
-        self.images_per_second = 0.0
 
     def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.total, desc=self.description, unit="step", file=sys.stderr, leave=False,
-                        dynamic_ncols=True, mininterval=1.0)
-        self.started = time.perf_counter()
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.description, unit="step", file=sys.stderr, leave=False,
+                            dynamic_ncols=True, mininterval=1.0)
+            self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
+        assert self.bar is not None
         self.bar.update(1)
         if logs:
             metrics = {name: f"{value:.3f}" for name, value in logs.items()}
             self.bar.set_postfix(epoch=f"{self.epoch}/{self.epochs}", **metrics, refresh=False)
 
-    def on_train_end(self, logs=None):
+    def finish(self) -> float:
+        """Close the bar; the images per second trained since the first batch (0 when none was)."""
+        if self.bar is None:
+            return 0.0
         elapsed = time.perf_counter() - self.started
-        self.images_per_second = self.bar.n * self.batch_size / max(elapsed, 1e-9)
         self.bar.close()
+        return self.bar.n * self.batch_size / max(elapsed, 1e-9)
 
 
 def fit(model: keras.Model, dataset: tf.data.Dataset, epochs: int, steps_per_epoch: int, batch_size: int,
@@ -71,7 +76,7 @@ def fit(model: keras.Model, dataset: tf.data.Dataset, epochs: int, steps_per_epo
     """Train with a progress bar; return the training throughput in images per second."""
     progress = ProgressBar(description, epochs, steps_per_epoch, batch_size)
     model.fit(dataset, epochs=epochs, verbose=0, callbacks=[progress, *(callbacks or [])])
-    return progress.images_per_second
+    return progress.finish()
 
 
 def keras_accuracy(model: keras.Model, images: ImageSet) -> float:

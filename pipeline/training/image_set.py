@@ -110,15 +110,18 @@ class ImageSet:
             return ImageSet(labels, files=np.concatenate([self.paths, other.paths]), decoding=self.decoding)
         return ImageSet(labels, arrays=np.concatenate([self.pixels, other.pixels]))
 
-    def dataset(self, *, labelled: bool, shuffle_seed: int | None = None) -> tf.data.Dataset:
-        """Unbatched uint8 images (with labels when `labelled`); shuffling happens before decoding."""
+    def dataset(self, *, labelled: bool, shuffle_seed: int | None = None,
+                extras: tuple[np.ndarray, ...] = ()) -> tf.data.Dataset:
+        """Unbatched uint8 images (with labels when `labelled`, then one row of each of `extras`, per-image
+        arrays that travel with their image); shuffling happens before decoding."""
         source = self.files if self.streamed else self.arrays
-        ds = tf.data.Dataset.from_tensor_slices((source, self.labels) if labelled else source)
+        columns = (source, self.labels, *extras) if labelled else (source, *extras)
+        ds = tf.data.Dataset.from_tensor_slices(columns if len(columns) > 1 else source)
         if shuffle_seed is not None:
             ds = ds.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
         if self.streamed:
             decoding = self.decoder
-            decode = ((lambda path, label: (decode_file(path, decoding), label)) if labelled
+            decode = ((lambda path, *rest: (decode_file(path, decoding), *rest)) if len(columns) > 1
                       else (lambda path: decode_file(path, decoding)))
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         return ds
