@@ -78,7 +78,7 @@ def augment_with(images: tf.Tensor, draws: tf.Tensor, strength: AugmentStrength)
 
 def augment(images: tf.Tensor, strength: AugmentStrength) -> tf.Tensor:
     """Return an augmented copy of a float batch [B, H, W, C] in [0, 1]."""
-    batch = tf.shape(images)[0]
+    batch = tf.shape(images)[0]  # made first, as always: moving it shifts every seeded random op after it
     x = _transformed(images, strength, _random_draw)
     if strength.noise_std:
         noisy = tf.random.uniform([batch, 1, 1, 1], 0.0, 1.0) < 0.5
