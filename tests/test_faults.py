@@ -41,6 +41,7 @@ from pipeline.testing.pg_server import SERVER_USER
 from pipeline.testing.synthetic import benchmark_document
 from tests.agent_fixtures import agent_models, agent_pyz  # noqa: F401
 from tests.conftest import REPO
+from tests.ctrl_c import ctrl_c, interruptible  # noqa: F401
 from tests.sshd_fixtures import inventory_toml, known_hosts, ssh_host, ssh_profile  # noqa: F401
 
 pytest_plugins = ["tests.postgres_fixtures"]
@@ -458,7 +459,7 @@ def test_ctrl_c_cancels_pending_devices_and_keeps_finished_results(ssh_host, kno
     child = subprocess.Popen([sys.executable, "-m", "pipeline", "bench", "--devices", str(inventory), "--all",
                               "--model", str(agent_models.int8.model), "--samples", str(agent_models.int8.samples),
                               "--run", "faults"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         fast_lock = tmp_path / "fast" / "bench.lock"  # taken by the fast agent; free again once it ended
         wait_for(lambda: slow_pid.exists() and slow_pid.read_text().strip() and remote_pid.exists()
@@ -519,7 +520,7 @@ def _night(store: ResultsStore, name: str, *devices: str) -> int:
     return run_id
 
 
-def test_ctrl_c_during_a_results_write(results_url):
+def test_ctrl_c_during_a_results_write(results_url, ctrl_c):
     with ResultsStore.open(results_url) as store:
         kept = _night(store, "n1", "pi5", "rpi4")
         before = store.results()

@@ -22,6 +22,7 @@ from pipeline.results.queries import result_document
 from pipeline.results.store import VariantRecord
 from pipeline.testing.synthetic import benchmark_document
 from tests.agent_fixtures import agent_models  # noqa: F401
+from tests.ctrl_c import ctrl_c  # noqa: F401
 from tests.sshd_fixtures import QUICK_BENCH
 from tests.test_devices_consistency import altered_weights
 from tests.test_faults import pid_python, wait_for
@@ -93,7 +94,7 @@ def _stopped(status: Path) -> bool:
         return True
 
 
-def test_ctrl_c_during_the_benchmarks_keeps_what_finished(results_url, agent_models, tmp_path):
+def test_ctrl_c_during_the_benchmarks_keeps_what_finished(results_url, agent_models, tmp_path, ctrl_c):
     slow_python, slow_pid = pid_python(tmp_path)
     fast_lock = tmp_path / "fast" / "bench.lock"
     profiles = [_local("fast", tmp_path / "fast"), _local("slow", tmp_path / "slow", python=str(slow_python),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline.results.store import ResultsStore
 from pipeline.testing.synthetic import benchmark_document
+from tests.ctrl_c import interruptible
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "ef" * 32
@@ -39,7 +40,7 @@ else:
 
 def _start_recorder(url: str, mode: str) -> subprocess.Popen:
     child = subprocess.Popen([sys.executable, "-c", RECORDER, url, mode], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     for line in child.stdout:
         if line.split() == ["recorded", str(RESULTS_BEFORE_KILL)]:
             return child
