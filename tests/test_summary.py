@@ -22,3 +22,20 @@ def test_a_qat_run_prints_its_variants_and_is_not_called_pqat(tmp_path: Path, ca
     assert "pruned_qat_int8   88.00%    30.0 KB    15.0 KB    30.00%        89.50%" in out
     assert "  pruned_qat_int8: the fine-tuned model, magnitude-pruned, plain QAT" in out and "pqat" not in out.lower()
     assert "pruned_qat_int8 vs its source: -1.50 points; boundary int8: True" in out
+
+
+def _summary_of(metrics: dict, tmp_path: Path, capsys) -> str:
+    (tmp_path / "manifest.json").write_text(json.dumps({"run": "demo", "metrics": metrics}))
+    print_summary(Manifest(tmp_path))
+    return capsys.readouterr().out
+
+
+def test_the_ssl_gain_is_printed_when_the_run_trained_the_baseline(tmp_path: Path, capsys) -> None:
+    out = _summary_of({"label_fraction": 0.25, "ssl_accuracy": 0.8957, "scratch_accuracy": 0.8753,
+                       "ssl_gain": 0.8957 - 0.8753}, tmp_path, capsys)
+    assert "SSL-pretrained 89.57% vs from scratch 87.53%, +2.04 points" in out
+
+
+def test_without_the_baseline_the_summary_says_where_the_gain_is_measured(tmp_path: Path, capsys) -> None:
+    out = _summary_of({"label_fraction": 0.25, "ssl_accuracy": 0.8957}, tmp_path, capsys)
+    assert "SSL-pretrained 89.57% (test top-1" in out and "make label-table" in out and "scratch 87" not in out

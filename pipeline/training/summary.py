@@ -18,9 +18,14 @@ def print_summary(manifest: Manifest) -> None:
     print(f"\nrun {manifest.data.get('run')}  ({manifest.path})")
     if manifest.data.get("class_names"):
         print(f"classes: {', '.join(manifest.data['class_names'])}")
-    if "ssl_accuracy" in m or "scratch_accuracy" in m:
-        print(f"label fraction {m.get('label_fraction')}: SSL-pretrained {_pct(m.get('ssl_accuracy'))}"
-              f" vs from scratch {_pct(m.get('scratch_accuracy'))} (test top-1, float Keras)")
+    if "ssl_gain" in m:
+        print(f"label fraction {m['label_fraction']}: SSL-pretrained {_pct(m['ssl_accuracy'])} vs from scratch "
+              f"{_pct(m['scratch_accuracy'])}, {100 * m['ssl_gain']:+.2f} points (test top-1, float Keras)")
+    elif "ssl_accuracy" in m or "scratch_accuracy" in m:
+        trained = "SSL-pretrained" if "ssl_accuracy" in m else "from scratch"
+        print(f"label fraction {m.get('label_fraction')}: {trained} "
+              f"{_pct(m.get('ssl_accuracy', m.get('scratch_accuracy')))} (test top-1, float Keras; "
+              f"`make label-table` compares pretrained with from scratch)")
     if "model_accuracy" in m:
         print(f"model.path {m.get('model_path')}: {_pct(m['model_accuracy'])} test top-1 as given "
               f"(pretraining and fine-tuning skipped)")
