@@ -33,7 +33,7 @@ help:
 	@echo "make test-all        run every test, slow ones included"
 	@echo "make stage-<name>    run up to one stage: data pretrain finetune distill slim prune cluster quantize convert"
 	@echo "make calibration     regenerate calibration_data/ byte-identically"
-	@echo "make bench-pipeline  per-stage wall time, throughput, float vs int8 latency, image-folder data stage"
+	@echo "make bench-pipeline  per-stage wall time, throughput and FLOP/s vs this machine's fp32 matmul, float vs int8 latency, data stage"
 	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
 	@echo "make sweep           train, benchmark and compare every compression variant (configs/sweep.toml)"
 

@@ -2,8 +2,10 @@
 how the image-folder reader scales.
 
 Per-stage wall time and training throughput come from the run's manifest (the numbers of
-the run that produced the artifacts); the latency of the float model and of the run's compressed
-model is measured now, by the device agent on the `local` device, both with the same thread count.
+the run that produced the artifacts); each training stage's achieved FLOP/s is set against this
+machine's fp32 matrix-product rate, measured now (pipeline/training/roofline.py). The latency of
+the float model and of the run's compressed model is measured now, by the device agent on the
+`local` device, both with the same thread count.
 The data-stage figures come from the config's dataset written out as PNG folders (a quarter and all of it, under
 build/bench-data/): each folder's data stage runs alone in a fresh process, which reports its
 decode rate and its own peak resident memory.
@@ -25,7 +27,10 @@ from pipeline.errors import UserError
 from pipeline.training.config import PipelineConfig, load_config
 from pipeline.training.datasets import load_dataset
 from pipeline.training.image_export import export_png_folder
+from pipeline.training.model_source import load_stage_model, new_encoder
+from pipeline.training.roofline import StageRoofline, matmul_flops_per_s, training_flops_per_image
 from pipeline.training.runner import STAGE_NAMES, run_dir_for
+from pipeline.training.ssl import rotation, simclr
 
 THROUGHPUT_METRICS = {"pretrain": "pretrain_images_per_s", "finetune": "finetune_images_per_s",
                       "prune": "prune_images_per_s", "quantize": "quantize_images_per_s"}
@@ -84,6 +89,42 @@ def _print_stages(manifest: Manifest) -> None:
             print(f"{name:<10} {record['wall_s']:>8.1f} {'-' if rate is None else f'{rate:.0f}':>12}")
 
 
+def _stage_models(config: PipelineConfig, manifest: Manifest) -> dict[str, int]:
+    """Training FLOPs per image of each stage that trains the run's classifier (or its encoder)."""
+    classifier = load_stage_model(manifest.output_path("finetune", "classifier"), config)
+    per_image = {stage: training_flops_per_image(classifier) for stage in ("finetune", "prune", "quantize")}
+    if config.pretrain.method in ("simclr", "rotation") and not config.model.path:
+        encoder = new_encoder(config, classifier)
+        features = encoder.output_shape[-1]
+        if config.pretrain.method == "simclr":
+            head, views = simclr.projection_head(features, config.pretrain.projection_dim), 2
+        else:
+            head, views = rotation.rotation_head(features), 1
+        per_image["pretrain"] = training_flops_per_image(encoder, views) + training_flops_per_image(head, views)
+    return per_image
+
+
+def rooflines(config: PipelineConfig, manifest: Manifest, ceiling: float) -> list[StageRoofline]:
+    """The achieved FLOP/s of every training stage the run recorded a throughput for."""
+    flops = _stage_models(config, manifest)
+    found = []
+    for stage, per_image in flops.items():
+        record = manifest.stage(stage) or {}
+        rate = record.get("metrics", {}).get(THROUGHPUT_METRICS[stage])
+        if rate:
+            found.append(StageRoofline(stage, rate, per_image, ceiling))
+    return found
+
+
+def _print_rooflines(config: PipelineConfig, manifest: Manifest) -> None:
+    ceiling = matmul_flops_per_s()
+    print(f"\nfp32 matrix product on this machine: {ceiling / 1e9:.1f} GFLOP/s (the ceiling)")
+    print(f"{'stage':<10} {'train img/s':>12} {'MFLOP/img':>10} {'GFLOP/s':>8} {'of ceiling':>11}")
+    for row in rooflines(config, manifest, ceiling):
+        print(f"{row.stage:<10} {row.images_per_s:>12.0f} {row.flops_per_image / 1e6:>10.1f} "
+              f"{row.flops_per_s / 1e9:>8.1f} {row.efficiency:>11.2f}")
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.data != "skip":
@@ -98,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise UserError(f"--threads = {args.threads} must be at least 1")
     _print_stages(manifest)
+    _print_rooflines(config, manifest)
     local = dataclasses.replace(select_devices(load_inventory(None), [], False, None)[0], threads=args.threads)
     run = RunVariants(run_dir, f"run the pipeline for {args.config} first")
     compressed = run.compressed()
