@@ -165,6 +165,29 @@ def run_agent(
     return AgentRun(code=done.returncode, document=json.loads(lines[0]), stdout=done.stdout, stderr=done.stderr)
 
 
+# A hostile board: the real agent runs, then `rewrite` (Python statements on `document`) changes its JSON
+# before the host reads it. json.dumps writes NaN and Infinity as the tokens the host's parser accepts.
+REWRITING_PYTHON = """#!{python}
+# TEST FIXTURE: a board whose agent output is rewritten.
+import json
+import subprocess
+import sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], stdout=subprocess.PIPE, text=True)
+document = json.loads(done.stdout)
+{rewrite}
+sys.stdout.write(json.dumps(document) + "\\n")
+sys.exit(done.returncode)
+"""
+
+
+def rewriting_python(path: Path, rewrite: str) -> Path:
+    """An interpreter for the device that runs the real agent and rewrites its document with `rewrite`."""
+    path.write_text(REWRITING_PYTHON.format(python=sys.executable, rewrite=rewrite))
+    path.chmod(0o755)
+    return path
+
+
 def model_args(files: ModelFiles, *extra: str) -> list[str]:
     return ["--model", str(files.model), "--samples", str(files.samples), *FAST_PROTOCOL, *extra]
 
