@@ -154,3 +154,32 @@ def test_another_runtime_build_is_not_a_mismatch(delegate, agent_models, tmp_pat
     [document] = json.loads(capsys.readouterr().out)
     assert code == 0 and document["mismatch"] is None
     assert document["runtime"]["name"] == "tflite_runtime" and document["top1_agreement"] == 1.0
+
+
+# --- the whole nightly, with the board's document forged on one night ------------------------------------------------
+
+def test_a_nightly_with_a_forged_board_fails_and_the_honest_nights_stand(micro_run, results_url, tmp_path):
+    from tests.conftest import run_cli, write_toml
+
+    pipeline_config = write_toml(micro_run[0], tmp_path / "micro.toml")
+    device = f'[devices.local]\nworkdir = "{tmp_path / "device"}"\n' + "".join(
+        f"{key} = {value!r}\n" for key, value in QUICK_BENCH.items())
+    (tmp_path / "honest.toml").write_text(device)
+    halved = rewriting_python(tmp_path / "hostile-python", FORGERIES["halved medians"][0])
+    (tmp_path / "forged.toml").write_text(device + f'python = "{halved}"\n')
+    config = tmp_path / "nightly.toml"
+    config.write_text(f'[nightly]\npipeline = "{pipeline_config}"\ndevices_file = "{tmp_path / "honest.toml"}"\n'
+                      f'results_db = "{results_url}"\nreports_dir = "{tmp_path / "reports"}"\n'
+                      f'models_dir = "{tmp_path / "models"}"\n')
+    nights = [run_cli("nightly", "--config", str(config), timeout=300)]
+    nights.append(run_cli("nightly", "--config", str(config), "--devices", str(tmp_path / "forged.toml"),
+                          timeout=300))
+    nights.append(run_cli("nightly", "--config", str(config), timeout=300))
+    assert [night.returncode for night in nights] == [0, 2, 0], nights[1].stderr
+    assert nights[1].stdout.startswith("FAILED: nightly run 2 ") and "no device produced a result" in nights[1].stdout
+    refusals = [line for line in nights[1].stderr.splitlines() if "result refused" in line]
+    assert len(refusals) == 3 and all("field 'latency_ms.median'" in line for line in refusals)  # one per variant
+    assert nights[2].stdout.startswith("OK: nightly run 3 ")
+    with ResultsStore.open(results_url) as store:
+        assert store.run(2)["status"] == FAILED and store.results(run_id=2, statuses=(FAILED,)) == []
+        assert sorted({row["run_id"] for row in store.results()}) == [1, 3]
