@@ -205,3 +205,20 @@ def test_a_nightly_with_a_forged_board_fails_and_the_honest_nights_stand(micro_r
     with ResultsStore.open(results_url) as store:
         assert store.run(2)["status"] == FAILED and store.results(run_id=2, statuses=(FAILED,)) == []
         assert sorted({row["run_id"] for row in store.results()}) == [1, 3]
+
+
+def test_a_sweep_refuses_a_forged_document_and_stores_nothing_for_it(agent_models, results_url, tmp_path):
+    from pipeline.core.variants import VariantFiles
+    from pipeline.sweep.sweep_job import _Recorder
+
+    rewrite, field, word = FORGERIES["halved medians"]
+    hostile = _profile("board", tmp_path / "device", rewriting_python(tmp_path / "hostile-python", rewrite))
+    with ResultsStore.open(results_url) as store:
+        run_id = store.begin_run("sweep", kind="sweep",
+                                 variants=[VariantRecord("ptq_int8", sha256_file(agent_models.int8.model), 1)])
+        recorder = _Recorder(store, run_id, [hostile], log=lambda message: None)
+        recorder.benchmark("sweep", "ptq_int8", VariantFiles(agent_models.int8.model, agent_models.int8.samples))
+        [failure] = recorder.failures
+        assert failure.device == "board" and f"field '{field}'" in failure.reason and word in failure.reason
+        assert recorder.measured == set()
+        assert store.results(run_id=run_id, statuses=(RUNNING,)) == []
