@@ -23,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TFLITE214_PYTHON = REPO / ".venv-tflite214" / "bin" / "python"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SHAPE = (16, 16, 3)
 TRAIN_COUNT, EVAL_COUNT = 600, 48
 PREPROCESS_SCALE, PREPROCESS_OFFSET = 1 / 127.5, -1.0
@@ -127,6 +128,34 @@ def build_agent_models(folder: Path) -> AgentModels:
 
 
 @functools.cache
+def build_ten_class_model(folder: Path) -> ModelFiles:
+    """A small int8 Fashion-MNIST classifier (10 classes, 200 test samples): unlike the two-class model, whose
+    softmax saturates, its outputs show where int8 kernels of other builds round differently."""
+    from pipeline.core.tf_env import keras
+    from pipeline.training.datasets import read_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = read_idx(FASHION_MNIST / "train-images-idx3-ubyte.gz")[:3000, ..., None]
+    labels = read_idx(FASHION_MNIST / "train-labels-idx1-ubyte.gz")[:3000]
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.layers.Input(images.shape[1:]),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(images * PREPROCESS_SCALE + PREPROCESS_OFFSET, labels, epochs=2, batch_size=64, verbose=0)
+    files = ModelFiles(folder / "fashion_int8.tflite", folder / "fashion_int8_samples.npz")
+    files.model.write_bytes(_convert(model, images[:100], int8=True))
+    test_images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")[:200, ..., None]
+    test_labels = read_idx(FASHION_MNIST / "t10k-labels-idx1-ubyte.gz")[:200].astype(np.int64)
+    write_samples(files.samples, test_images, test_labels, litert_outputs(files.model, test_images))
+    return files
+
+
+@functools.cache
 def build_pyz(folder: Path) -> Path:
     from pipeline.devices.bundle import build_agent_zipapp
 
@@ -137,6 +166,11 @@ def build_pyz(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def agent_models(tmp_path_factory: pytest.TempPathFactory) -> AgentModels:
     return build_agent_models(tmp_path_factory.getbasetemp() / "agent-models")
+
+
+@pytest.fixture(scope="session")
+def ten_class_model(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
+    return build_ten_class_model(tmp_path_factory.getbasetemp() / "ten-class-model")
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +197,29 @@ def run_agent(
     lines = done.stdout.splitlines()
     assert len(lines) == 1, f"expected one JSON line on stdout, got {done.stdout!r}; stderr: {done.stderr[-2000:]}"
     return AgentRun(code=done.returncode, document=json.loads(lines[0]), stdout=done.stdout, stderr=done.stderr)
+
+
+# A hostile board: the real agent runs, then `rewrite` (Python statements on `document`) changes its JSON
+# before the host reads it. json.dumps writes NaN and Infinity as the tokens the host's parser accepts.
+REWRITING_PYTHON = """#!{python}
+# TEST FIXTURE: a board whose agent output is rewritten.
+import json
+import subprocess
+import sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], stdout=subprocess.PIPE, text=True)
+document = json.loads(done.stdout)
+{rewrite}
+sys.stdout.write(json.dumps(document) + "\\n")
+sys.exit(done.returncode)
+"""
+
+
+def rewriting_python(path: Path, rewrite: str) -> Path:
+    """An interpreter for the device that runs the real agent and rewrites its document with `rewrite`."""
+    path.write_text(REWRITING_PYTHON.format(python=sys.executable, rewrite=rewrite))
+    path.chmod(0o755)
+    return path
 
 
 def model_args(files: ModelFiles, *extra: str) -> list[str]:

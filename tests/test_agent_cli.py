@@ -17,9 +17,10 @@ from tests.agent_fixtures import FAST_PROTOCOL, agent_models, agent_pyz, model_a
 TOP_LEVEL_TYPES = {
     "schema_version": int, "device": str, "hostname": str, "arch": str, "python": str, "runtime": dict,
     "delegate": str, "threads": int, "model": dict, "warmup_runs": int, "runs": int, "init_ms": float,
-    "first_inference_ms": float, "latency_ms": dict, "latency_samples_ms": list, "throughput_ips": float,
+    "first_inference_ms": float, "latency_ms": dict, "latency_samples_ms": list, "timed_wall_s": float,
+    "throughput_ips": float,
     "peak_rss_mb": float, "accuracy": dict, "class_names": type(None),  # these samples predate class names
-    "output_max_diff": float, "energy": type(None), "state": dict,
+    "top1_agreement": float, "output_max_diff": float, "energy": type(None), "state": dict,
     "warnings": list, "started_at": str, "agent_version": str,
 }
 LATENCY_KEYS = {"mean", "median", "p90", "p99", "min", "max", "std"}
@@ -77,6 +78,7 @@ def test_accuracy_and_outputs_agree_with_the_host_reference(variant, agent_model
     assert abs(document["accuracy"]["value"] - _reference_accuracy(files.samples)) <= 1 / count
     assert document["accuracy"]["value"] > 0.8  # the bright/dark task is learnable: the samples are real
     assert document["output_max_diff"] <= (1 if variant == "int8" else 1e-4)
+    assert document["top1_agreement"] == 1.0  # the host's own runtime: every top-1 class is the reference's
     assert document["model"]["input"]["dtype"] == ("int8" if variant == "int8" else "float32")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -74,8 +75,45 @@ def test_corrupt_files_are_skipped_and_counted_or_refused_when_strict(tmp_path, 
         str(small_folder / "train" / name) for name in ("dog/broken.png", "frog/cut.jpg"))
     assert metrics["train_images"] + metrics["validation_images"] == 12  # the 12 good training images
     assert manifest.data["class_names"] == list(CLASS_NAMES)
-    with pytest.raises(UserError, match=r"2 image file\(s\) do not decode.*broken.png.*data.strict = false"):
+    with pytest.raises(UserError, match=r"2 image file\(s\) cannot be read or do not .*broken.png.*strict = false"):
         run_data_stage(tmp_path / "strict", small_folder, strict=True)
+
+
+def _unreadable_entries(folder) -> dict[str, str]:
+    """A dangling symlink, a symlink loop and a file whose name is not UTF-8, each among good images: what a
+    careless copy leaves behind. Returns what the data stage must list for each."""
+    dog, frog = folder / "train" / "dog", folder / "train" / "frog"
+    (dog / "gone.png").symlink_to(dog / "deleted.png")
+    (frog / "x1.png").symlink_to(frog / "x2.png")
+    (frog / "x2.png").symlink_to(frog / "x1.png")
+    good = next(dog.glob("*.png")).read_bytes()
+    with open(os.fsencode(dog) + b"/caf\xe9.png", "wb") as handle:  # Latin-1 bytes, not UTF-8
+        handle.write(good)
+    return {f"{dog}/gone.png": "broken symlink", f"{frog}/x1.png": "symlink loop",
+            f"{frog}/x2.png": "symlink loop", f"{dog}/caf\\xe9.png": "file name is not UTF-8"}
+
+
+def test_broken_links_loops_and_undecodable_names_are_skipped_and_listed_or_refused_when_strict(tmp_path,
+                                                                                                 small_folder):
+    expected = _unreadable_entries(small_folder)
+    manifest = run_data_stage(tmp_path / "build", small_folder)  # the runner hashes every input file first
+    skipped = json.loads(manifest.output_path("data", "skipped").read_text())
+    assert sorted(skipped) == sorted(f"{path} ({reason})" for path, reason in expected.items())
+    assert manifest.stage("data")["metrics"]["skipped_images"] == 4
+    assert manifest.stage("data")["metrics"]["train_images"] + manifest.stage("data")["metrics"][
+        "validation_images"] == 12
+    with pytest.raises(UserError, match=r"^4 image file\(s\) cannot be read .*data.strict = false") as caught:
+        run_data_stage(tmp_path / "strict", small_folder, strict=True)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_single_class_is_refused_in_one_line(tmp_path):
+    for split in ("train", "test"):
+        for index, image in enumerate(colored_images(0, 3, np.random.default_rng(0))):
+            save_image(tmp_path / "images" / split / "cat" / f"{index}.png", image)
+    with pytest.raises(UserError, match=r"has 1 class \(cat\): a classifier needs at least two") as caught:
+        run_data_stage(tmp_path / "build", tmp_path / "images")
+    assert "\n" not in str(caught.value)
 
 
 def test_a_class_whose_every_file_is_corrupt_is_refused(tmp_path, small_folder):
@@ -88,7 +126,7 @@ def test_a_class_whose_every_file_is_corrupt_is_refused(tmp_path, small_folder):
 def test_empty_class_folder_is_refused(small_folder):
     (small_folder / "train" / "zebra").mkdir()
     (small_folder / "test" / "zebra").mkdir()
-    with pytest.raises(UserError, match=r"class folder .*train/zebra holds no images.*add images or remove"):
+    with pytest.raises(UserError, match=r"class folder .*train/zebra holds no readable images.*add images or remove"):
         load_dataset(folder_config(small_folder))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.cli import main
 from pipeline.devices.bench_run import BenchJob, benchmark
-from pipeline.devices.consistency import host_accuracy, mismatch_reason
+from pipeline.devices.consistency import HostReference, host_reference, mismatch_reason
 from pipeline.devices.inventory import DeviceProfile
 from pipeline.devices.transport.local import LocalConnection
 from pipeline.results import ResultsStore
@@ -90,14 +90,30 @@ def test_the_inventory_name_is_the_identity_not_what_the_agent_reports(agent_mod
 
 
 def test_thresholds_come_from_the_profile(agent_models):
-    expected = host_accuracy(agent_models.int8.samples)
-    document = {"device": "b", "output_max_diff": 4.0, "accuracy": {"value": expected - 0.04, "count": 48}}
-    assert "output_tolerance = 3" in mismatch_reason(document, DeviceProfile(name="b"), expected)
-    assert mismatch_reason(document, DeviceProfile(name="b", output_tolerance=4), expected) is None
-    lower = {**document, "accuracy": {"value": expected - 0.2, "count": 48}}
-    assert "accuracy_margin = 0.05" in mismatch_reason(lower, DeviceProfile(name="b", output_tolerance=4), expected)
+    reference = host_reference(agent_models.int8.samples)
+    assert (reference.count, reference.full_scale) == (48, 255)  # int8 outputs: 255 steps
+    document = {"device": "b", "output_max_diff": 30.0, "top1_agreement": 0.95,
+                "accuracy": {"value": reference.accuracy - 0.04, "count": 48}}
+    assert "output_tolerance = 0.1 of a 255-unit full scale allows 25.5" in mismatch_reason(
+        document, DeviceProfile(name="b"), reference)
+    assert mismatch_reason(document, DeviceProfile(name="b", output_tolerance=0.12), reference) is None
+    lower = {**document, "output_max_diff": 5.0, "accuracy": {"value": reference.accuracy - 0.3, "count": 48}}
+    assert "accuracy_sigmas = 3" in mismatch_reason(lower, DeviceProfile(name="b"), reference)
+    disagreeing = {**document, "output_max_diff": 5.0, "top1_agreement": 0.85}
+    assert "min_top1_agreement = 0.9" in mismatch_reason(disagreeing, DeviceProfile(name="b"), reference)
     silent = {"device": "b"}  # a board cannot dodge the check by leaving the values out
-    assert "no output difference" in mismatch_reason(silent, DeviceProfile(name="b"), expected)
+    reason = mismatch_reason(silent, DeviceProfile(name="b"), reference)
+    assert "no output difference" in reason and "no top-1 agreement" in reason
+
+
+def test_the_accuracy_allowance_is_the_binomial_noise_of_the_sample_count():
+    profile = DeviceProfile(name="b")
+    document = {"device": "b", "output_max_diff": 5.0, "top1_agreement": 0.99}
+    many = HostReference(accuracy=0.96, count=200, full_scale=255)  # 3 sigma = 0.0416, plus one sample 0.005
+    assert mismatch_reason({**document, "accuracy": {"value": 0.92}}, profile, many) is None
+    assert "by more than 0.0466" in mismatch_reason({**document, "accuracy": {"value": 0.91}}, profile, many)
+    few = HostReference(accuracy=0.96, count=20, full_scale=255)  # twenty samples: a drop of 0.1 is noise
+    assert mismatch_reason({**document, "accuracy": {"value": 0.86}}, profile, few) is None
 
 
 SHA = "ab" * 32

@@ -44,7 +44,7 @@ def test_optional_blocks_may_be_null_and_unknown_throttling_stays_unknown() -> N
     ({"latency_samples_ms": [1.0, math.nan]}, "latency_samples_ms"),
     ({"latency_ms": {"mean": 1.0}}, "latency_ms.median"),
     ({"model": {"bytes": 10}}, "model.sha256"),
-    ({"runtime": "litert"}, "runtime.name"),
+    ({"runtime": "litert"}, "runtime"),
     ({"threads": 1.5}, "threads"),
     ({"state": {"throttled": "0x50005"}}, "state.throttled"),
     ({"init_ms": True}, "init_ms"),

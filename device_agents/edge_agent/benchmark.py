@@ -71,6 +71,7 @@ def _timing_block(loaded: LoadedModel, result: ProtocolResult) -> dict[str, Any]
         "first_inference_ms": result.first_inference_ms,
         "latency_ms": summarize_latencies(result.latencies_ms),
         "latency_samples_ms": result.latencies_ms,
+        "timed_wall_s": result.timed_wall_s,
         "throughput_ips": len(result.latencies_ms) / result.timed_wall_s,
     }
 
@@ -108,7 +109,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     inputs = quantize_images(samples.images, samples.scale, samples.offset, loaded.input_detail)
     timer = InvokeTimer(loaded.interpreter, loaded.input_detail["index"], inputs)
     result, energy = _measure(timer, _settings(args), meter, args.sample_hz)
-    accuracy, output_max_diff = evaluate(loaded.interpreter, inputs, samples, loaded.output_detail, args.eval_limit)
+    agreement = evaluate(loaded.interpreter, inputs, samples, loaded.output_detail, args.eval_limit)
     state, warnings = state_block(state_before, read_device_state(sysfs_root))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -116,9 +117,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "model": _model_block(model_path, loaded),
         **_timing_block(loaded, result),
         "peak_rss_mb": peak_rss_mb(),
-        "accuracy": accuracy,
+        **agreement,
         "class_names": samples.class_names,
-        "output_max_diff": output_max_diff,
         "energy": energy,
         "state": state,
         "warnings": warnings,

@@ -113,9 +113,14 @@ def error_document(message: str) -> dict[str, Any]:
 def _run_safely(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .ab import run_ab  # numpy is imported only once the arguments are valid
     from .benchmark import run_benchmark
+    from .schema import SchemaError, check_ab_document, check_benchmark_document
 
     try:
-        return (run_ab(args) if args.baseline_model else run_benchmark(args)), EXIT_OK
+        document = run_ab(args) if args.baseline_model else run_benchmark(args)
+        (check_ab_document if args.baseline_model else check_benchmark_document)(document)
+        return document, EXIT_OK
+    except SchemaError as exc:  # the host would refuse it: say so here, where the cause is
+        return error_document(f"internal error: the result breaks the document schema: {exc}"), EXIT_FAILED
     except UsageError as exc:
         return error_document(str(exc)), EXIT_USAGE
     except AgentError as exc:

@@ -128,19 +128,23 @@ def check_against_model(samples: Samples, input_detail: dict[str, Any], output_d
 
 def evaluate(
     interpreter: Any, inputs: np.ndarray, samples: Samples, output_detail: dict[str, Any], limit: int | None
-) -> tuple[dict[str, Any], float | None]:
-    """Top-1 accuracy over the (first `limit`) samples and max |output - reference| in output units."""
+) -> dict[str, Any]:
+    """Over the (first `limit`) samples: top-1 accuracy, how often the top-1 class is the reference's, and
+    max |output - reference| in output units (the host judges agreement from these)."""
     input_index = interpreter.get_input_details()[0]["index"]
     count = len(inputs) if limit is None else min(limit, len(inputs))
-    correct = 0
+    correct = agreeing = 0
     max_diff = 0.0
     for position in range(count):
         interpreter.set_tensor(input_index, inputs[position : position + 1])
         interpreter.invoke()
         output = interpreter.get_tensor(output_detail["index"]).reshape(-1)
+        reference = samples.reference_outputs[position]
         correct += int(np.argmax(output) == samples.labels[position])
-        difference = np.abs(output.astype(np.float64) - samples.reference_outputs[position].astype(np.float64))
+        agreeing += int(np.argmax(output) == np.argmax(reference))
+        difference = np.abs(output.astype(np.float64) - reference.astype(np.float64))
         max_diff = max(max_diff, float(difference.max()))
     if count == 0:
-        return {"value": None, "count": 0}, None
-    return {"value": correct / count, "count": count}, max_diff
+        return {"accuracy": {"value": None, "count": 0}, "top1_agreement": None, "output_max_diff": None}
+    return {"accuracy": {"value": correct / count, "count": count}, "top1_agreement": agreeing / count,
+            "output_max_diff": max_diff}

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.devices.consistency import host_accuracy, mismatch_reason
+from pipeline.devices.consistency import host_reference, mismatch_reason
 from pipeline.devices.group import Group, GroupResult
 from pipeline.devices.inventory import DeviceProfile
+from pipeline.devices.result_check import checked_ab, checked_benchmark
 from pipeline.devices.transport.connection import CommandResult, Connection, DeviceError
 from pipeline.devices.uploads import Upload, upload_files
 
@@ -121,7 +122,7 @@ def parse_agent_output(connection: Connection, result: CommandResult) -> dict[st
 
 
 def benchmark(connection: Connection, job: BenchJob) -> dict[str, Any]:
-    """Deploy, run the agent under the lock, and add the host's fields to its document.
+    """Deploy, run the agent under the lock, check its document (result_check.py), and add the host's fields.
 
     `device` is the inventory name (the identity); what the agent called itself is kept as
     `reported_device`. `mismatch` says why the result contradicts the host, or is None."""
@@ -129,11 +130,11 @@ def benchmark(connection: Connection, job: BenchJob) -> dict[str, Any]:
     agent, model, samples = uploads = deploy(connection, job)
     command = locked_command(connection, agent_arguments(profile, agent.remote, model.remote, samples.remote))
     result = connection.run(command, timeout=profile.lock_timeout_s + profile.command_timeout_s + CHANNEL_MARGIN_S)
-    document = parse_agent_output(connection, result)
-    expected = host_accuracy(job.samples)
+    document = checked_benchmark(profile, parse_agent_output(connection, result))
+    reference = host_reference(job.samples)
     reported = document.get("device")
     return {**document, "device": profile.name, "reported_device": None if reported is None else str(reported),
-            "host_accuracy": expected, "mismatch": mismatch_reason(document, profile, expected),
+            "host_accuracy": reference.accuracy, "mismatch": mismatch_reason(document, profile, reference),
             "bytes_sent": sum(upload.bytes_sent for upload in uploads), "model_path": str(job.model), "run": job.run}
 
 
@@ -157,7 +158,8 @@ def benchmark_ab(baseline: Baseline) -> Callable[[Connection, BenchJob], dict[st
             "--rounds", str(baseline.rounds)]
         result = connection.run(locked_command(connection, arguments),
                                 timeout=profile.lock_timeout_s + profile.command_timeout_s + CHANNEL_MARGIN_S)
-        return {**parse_agent_output(connection, result), "bytes_sent": sum(u.bytes_sent for u in uploads),
+        return {**checked_ab(profile, parse_agent_output(connection, result)),
+                "bytes_sent": sum(u.bytes_sent for u in uploads),
                 "run": job.run}
 
     return run_ab

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.core.artifacts import write_json
 from pipeline.core.safe_text import one_line, table_cell
+from pipeline.devices.consistency import MISMATCH
 from pipeline.devices.group import GroupResult, failure_reason
 
 BENCH_DIR = "bench"
@@ -71,7 +72,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[Any], str]]] = {
     "peak RSS MB": (("peak_rss_mb",), _number(1)),
     "bytes sent": (("bytes_sent",), "{:,}".format),
     "throttled": (("state", "throttled"), lambda value: "yes" if value else "no"),
-    "check": (("mismatch",), lambda value: "MISMATCH"),
+    "check": (("mismatch",), lambda value: MISMATCH),
 }
 NO_MISMATCH = "ok"  # the check cell of a result that agrees with the host
 LEFT_ALIGNED = 3  # the first columns hold names, the rest numbers

@@ -24,6 +24,7 @@ class Cell:
     direction: str | None = None  # regression / improvement / device-slower / unconfirmed, else None
     note: str = ""  # the change and its noise, e.g. "+98.4 %, noise IQR 0.004 ms"
     throttled: bool = False
+    mismatch: bool = False  # the result contradicts the host's reference: shown, never compared
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def _device_cells(report: NightlyReport, variant: str, device: str) -> tuple[Cel
     latency = f"{median:.3f} / {p99:.3f} ms" if p99 is not None else text.number(median, "ms")
     energy_value = result["energy_mj_per_inference"]
     energy = NO_METER if energy_value is None else text.number(energy_value, "mJ")
+    if result["mismatch"]:
+        return Cell(latency, throttled=throttled, mismatch=True), Cell(energy, throttled=throttled, mismatch=True)
     return (_cell(latency, report.finding(variant, device, "latency_ms"), throttled),
             _cell(energy, report.finding(variant, device, "energy_mj"), throttled))
 

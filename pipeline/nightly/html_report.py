@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 
 from pipeline.core.safe_text import one_line
+from pipeline.devices.consistency import MISMATCH
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import plots, text
 from pipeline.nightly.report import Failure, NightlyReport
@@ -20,6 +21,7 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 .regression { color: #b00020; } .improvement { color: #17792b; }
 .device-slower, .unconfirmed { color: #c05600; }
 .note { display: block; font-size: 0.8em; } .throttled { color: #c05600; font-size: 0.8em; }
+.mismatch { display: block; color: #b00020; font-weight: bold; font-size: 0.8em; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .muted { color: #666; }
 """
 FINDING_COLUMNS = ("series", "metric", "verdict", "current", "baseline", "change", "change %", "sigmas",
@@ -39,6 +41,8 @@ def _cell(cell: table.Cell | str) -> str:
         parts.append(f'<span class="note {cell.direction}">{escape(cell.direction)}: {escape(cell.note)}</span>')
     if cell.throttled:
         parts.append('<span class="throttled">&#9888; throttled</span>')
+    if cell.mismatch:
+        parts.append(f'<span class="mismatch">{MISMATCH}: contradicts the host\'s reference</span>')
     css = f' class="{cell.direction}"' if cell.direction else ""
     return f"<td{css}>{''.join(parts)}</td>"
 
@@ -48,7 +52,8 @@ def _comparison(report: NightlyReport) -> str:
     rows = "".join("<tr>" + "".join(_cell(c) for c in table.row_cells(row)) + "</tr>"
                    for row in table.comparison_rows(report))
     legend = ("Latency: median / p99 per device. A changed cell shows the change and the baseline's noise "
-              "(IQR); &#9888; marks results taken while the device was throttled. "
+              "(IQR); &#9888; marks results taken while the device was throttled; MISMATCH marks a result that "
+              "contradicts the host's reference (never compared, never a baseline). "
               + escape(text.settings_line(report)))
     return f"<table><tr>{head}</tr>{rows}</table><p class=\"muted\">{legend}</p>"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from pipeline.core.safe_text import one_line
+from pipeline.devices.consistency import MISMATCH
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import text
 from pipeline.nightly.report import NightlyReport
@@ -28,6 +29,7 @@ def _cell(cell: table.Cell | str) -> str:
     shown = f"**{escape(cell.value)}**" if cell.direction else escape(cell.value)
     notes = [f"{cell.direction}: {cell.note}"] if cell.direction else []
     notes += [THROTTLED] if cell.throttled else []
+    shown += f" **{MISMATCH}**" if cell.mismatch else ""
     return shown + (f" ({escape('; '.join(notes))})" if notes else "")
 
 

@@ -85,7 +85,7 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
     """Top-1 against median latency on `device`, and top-1 against file and gzip size; None if nothing ran."""
     top1 = {v["name"]: accuracy * 100 for v in report.variants if (accuracy := variant_accuracy(v)) is not None}
     timed = [(r["variant"], r["latency_median_ms"]) for r in report.results
-             if r["device"] == device and r["variant"] in top1]
+             if r["device"] == device and r["variant"] in top1 and not r["mismatch"]]  # a mismatch is no point
     if not timed:
         return None
     figure = Figure(figsize=TRADEOFF_SIZE, layout="constrained")
@@ -113,7 +113,7 @@ def tradeoffs(report: NightlyReport, device: str) -> str | None:
 
 def energy(report: NightlyReport) -> str | None:
     """Energy per inference per device and variant; None when no result has an energy value (no meter)."""
-    measured = [r for r in report.results if r["energy_mj_per_inference"] is not None]
+    measured = [r for r in report.results if r["energy_mj_per_inference"] is not None and not r["mismatch"]]
     if not measured:
         return None
     figure = Figure(figsize=TREND_SIZE)

@@ -25,7 +25,7 @@ RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "finished_at", "git_
 VARIANT_FIELDS = ("name", "sha256", "bytes", "gzip_bytes", "sparsity", "float_accuracy", "int8_accuracy")
 RESULT_FIELDS = ("device", "variant", "runtime", "runtime_version", "threads", "invokes",
                  "latency_median_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "accuracy",
-                 "energy_meter", "energy_mj_per_inference", "peak_rss_mb", "throttled")
+                 "energy_meter", "energy_mj_per_inference", "peak_rss_mb", "throttled", "mismatch")
 
 
 @dataclass(frozen=True)

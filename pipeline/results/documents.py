@@ -6,16 +6,15 @@ stay one small blob instead of thousands of rows, and they round-trip exactly.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from device_agents.edge_agent.schema import LATENCY_FIELDS, SchemaError, check_benchmark_document, field_value
 from pipeline.errors import UserError
 
 SAMPLE_DTYPE = "<f8"
-LATENCY_FIELDS = ("mean", "median", "p90", "p99", "min", "max", "std")
 ENERGY_FIELDS = {"mj_per_inference": "energy_mj_per_inference", "mj_per_inference_above_idle": "energy_mj_above_idle",
                  "avg_w": "energy_avg_w", "idle_w": "energy_idle_w"}
 FIX_HINT = "re-run the benchmark with the current device agent or fix the JSON"
@@ -37,65 +36,32 @@ def runtime_label(name: str, delegate: str | None) -> str:
     return name + (f"+{delegate}" if delegate else "")
 
 
-def _field(document: Mapping[str, Any], path: str) -> Any:
-    value: Any = document
-    for key in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
+def _bad(source: str, problem: str) -> UserError:
+    return UserError(f"benchmark result {source}: {problem}; {FIX_HINT}")
 
 
-def _bad(source: str, path: str, expected: str) -> UserError:
-    return UserError(f"benchmark result {source}: field '{path}' must be {expected}; {FIX_HINT}")
+def _number(document: Mapping[str, Any], path: str) -> float | None:
+    value = field_value(document, path)
+    return None if value is None else float(value)
 
 
-def _number(document: Mapping[str, Any], path: str, source: str, required: bool = False) -> float | None:
-    value = _field(document, path)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(source, path, "a finite number")
-    return float(value)
-
-
-def _required_text(document: Mapping[str, Any], path: str, source: str) -> str:
-    value = _field(document, path)
-    if not isinstance(value, str) or not value or "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse on both
-        raise _bad(source, path, "a non-empty string without NUL characters")
-    return value
-
-
-def _text(document: Mapping[str, Any], path: str, source: str) -> str | None:
-    return None if _field(document, path) is None else _required_text(document, path, source)
-
-
-def _integer(document: Mapping[str, Any], path: str, source: str) -> int | None:
-    value = _number(document, path, source)
-    if value is not None and not value.is_integer():
-        raise _bad(source, path, "an integer")
+def _integer(document: Mapping[str, Any], path: str) -> int | None:
+    value = field_value(document, path)
     return None if value is None else int(value)
 
 
-def _samples(document: Mapping[str, Any], path: str, source: str, required: bool) -> list[float] | None:
-    values = _field(document, path)
-    if values is None and not required:
-        return None
-    ok = isinstance(values, list) and values and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
-    if not ok:
-        raise _bad(source, path, "a non-empty list of finite numbers")
-    return [float(v) for v in values]
+def _host_text(document: Mapping[str, Any], path: str, source: str) -> str | None:
+    """A field the host adds (not in the agent's schema), still checked: the store API takes any mapping."""
+    value = field_value(document, path)
+    if value is not None and not (isinstance(value, str) and value and "\x00" not in value):
+        raise _bad(source, f"field '{path}' must be a non-empty string without NUL characters")
+    return value
 
 
-def _throttled(document: Mapping[str, Any], source: str) -> int | None:
+def _throttled(document: Mapping[str, Any]) -> int | None:
     """1/0 from state.throttled; None when the agent could not tell (never guessed)."""
-    value = _field(document, "state.throttled")
-    if value is None:
-        return None
-    if isinstance(value, bool) or value in (0, 1):
-        return int(value)
-    raise _bad(source, "state.throttled", "true, false or null")
+    value = field_value(document, "state.throttled")
+    return None if value is None else int(value)
 
 
 def _without_samples(document: Mapping[str, Any]) -> str:
@@ -107,48 +73,50 @@ def _without_samples(document: Mapping[str, Any]) -> str:
 
 
 def benchmark_row(document: Mapping[str, Any], source: str = "") -> dict[str, Any]:
-    """Columns of the `benchmarks` table (less ids and times) taken from one agent document."""
-    if not isinstance(document, Mapping):
-        raise UserError(f"benchmark result {source}: expected a JSON object; {FIX_HINT}")
-    name = _required_text(document, "runtime.name", source)
-    delegate = _text(document, "delegate", source)
-    threads = _integer(document, "threads", source)
+    """Columns of the `benchmarks` table (less ids and times) taken from one agent document, after checking
+    it against the agent's schema; the latency summary stored is the host's own, from the raw samples."""
+    try:
+        summary = check_benchmark_document(document)
+    except SchemaError as error:
+        raise _bad(source, str(error)) from None
+    name = document["runtime"]["name"]
+    delegate = field_value(document, "delegate")
     row: dict[str, Any] = {
         "runtime": runtime_label(name, delegate),
         "runtime_name": name,
-        "runtime_version": _text(document, "runtime.version", source),
+        "runtime_version": field_value(document, "runtime.version"),
         "delegate": delegate,
-        "threads": threads,
-        "model_sha256": _required_text(document, "model.sha256", source),
-        "model_bytes": _integer(document, "model.bytes", source),
-        "warmup_runs": _integer(document, "warmup_runs", source),
-        "invokes": _integer(document, "runs", source),
-        "init_ms": _number(document, "init_ms", source),
-        "first_inference_ms": _number(document, "first_inference_ms", source),
-        "throughput_ips": _number(document, "throughput_ips", source),
-        "peak_rss_mb": _number(document, "peak_rss_mb", source),
-        "accuracy": _number(document, "accuracy.value", source),
-        "accuracy_count": _integer(document, "accuracy.count", source),
-        "output_max_diff": _number(document, "output_max_diff", source),
-        "energy_meter": _text(document, "energy.meter", source),
-        "throttled": _throttled(document, source),
-        "started_at": _text(document, "started_at", source),
-        "agent_version": _text(document, "agent_version", source),
-        "schema_version": _integer(document, "schema_version", source),
-        "latency_samples": pack_samples(_samples(document, "latency_samples_ms", source, required=True)),
-        "energy_windows_mj": pack_samples(_samples(document, "energy.per_window_mj", source, required=False)),
+        "threads": _integer(document, "threads"),
+        "model_sha256": document["model"]["sha256"],
+        "model_bytes": _integer(document, "model.bytes"),
+        "warmup_runs": _integer(document, "warmup_runs"),
+        "invokes": _integer(document, "runs"),
+        "init_ms": _number(document, "init_ms"),
+        "first_inference_ms": _number(document, "first_inference_ms"),
+        "throughput_ips": summary["throughput_ips"],
+        "peak_rss_mb": _number(document, "peak_rss_mb"),
+        "accuracy": _number(document, "accuracy.value"),
+        "accuracy_count": _integer(document, "accuracy.count"),
+        "output_max_diff": _number(document, "output_max_diff"),
+        "energy_meter": field_value(document, "energy.meter"),
+        "throttled": _throttled(document),
+        "started_at": field_value(document, "started_at"),
+        "agent_version": field_value(document, "agent_version"),
+        "schema_version": int(document["schema_version"]),
+        "latency_samples": pack_samples(document["latency_samples_ms"]),
+        "energy_windows_mj": pack_samples(field_value(document, "energy.per_window_mj")),
         "document_json": _without_samples(document),
-        "reported_device": _text(document, "reported_device", source) or _text(document, "device", source),
-        "mismatch": _text(document, "mismatch", source),
+        "reported_device": _host_text(document, "reported_device", source) or field_value(document, "device"),
+        "mismatch": _host_text(document, "mismatch", source),
     }
     for field in LATENCY_FIELDS:
-        row[f"latency_{field}_ms"] = _number(document, f"latency_ms.{field}", source, required=field == "median")
+        row[f"latency_{field}_ms"] = summary["latency_ms"][field]
     for field, column in ENERGY_FIELDS.items():
-        row[column] = _number(document, f"energy.{field}", source)
+        row[column] = _number(document, f"energy.{field}")
     return row
 
 
-def board_fields(document: Mapping[str, Any], source: str = "") -> tuple[str | None, str | None]:
+def board_fields(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(hostname, arch) the board reported: evidence stored beside the result. Its name for itself
     is never used as the device's identity (the inventory name is)."""
-    return _text(document, "hostname", source), _text(document, "arch", source)
+    return field_value(document, "hostname"), field_value(document, "arch")

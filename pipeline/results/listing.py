@@ -5,11 +5,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.core.safe_text import table_cell
+from pipeline.devices.consistency import MISMATCH
 from pipeline.results.db import Row
 
 
 def _number(digits: int) -> Callable[[Any], str]:
     return lambda value: "-" if value is None else f"{value:.{digits}f}"
+
+
+def _check(value: Any) -> str:
+    """A result that contradicts the host's reference is marked: it is evidence, not a measurement."""
+    return "ok" if value is None else MISMATCH
 
 
 def _throttled(value: Any) -> str:
@@ -31,6 +37,7 @@ COLUMNS: tuple[tuple[str, str, Callable[[Any], str], bool], ...] = (
     ("accuracy", "accuracy", _number(4), True),
     ("mJ/inf", "energy_mj_per_inference", _number(3), True),
     ("throttled", "throttled", _throttled, True),
+    ("check", "mismatch", _check, False),
 )
 
 

@@ -124,7 +124,7 @@ class ResultsStore:
         says about itself (its `device` field) is kept as `reported_device`, never used as a key, so a
         misconfigured or hostile board cannot write into another device's history."""
         row = benchmark_row(document, source or f"for {variant}")
-        hostname, arch = board_fields(document, source)
+        hostname, arch = board_fields(document)
         now = utc_now()
         with self.db.transaction() as tx:
             run_started_at = self._require_running(tx, run_id)

@@ -175,8 +175,8 @@ def run_sweep(config: SweepConfig, log: Log = _log) -> SweepOutcome:
     plans = plan_runs(config)
     source = inventory_path(config.devices_file or None)
     profiles = select_devices(load_inventory(source), config.devices, False, source)
-    trained = train_runs(plans, log)
-    with ResultsStore.open(config.results_db or None) as store:
+    with ResultsStore.open(config.results_db or None) as store:  # a damaged store is refused before any training
+        trained = train_runs(plans, log)
         report = record_and_benchmark(config, trained, store, profiles, log)
     folder = publish(report, config.reports_dir)
     return SweepOutcome(report, folder, 1 if report.failures or not report.measurements else 0)

@@ -48,6 +48,7 @@ class Measurement:
     energy_mj: float | None  # per inference; None: the device has no energy meter
     runtime: str | None
     threads: int | None
+    mismatch: bool = False  # contradicts the host's reference: shown marked, never a speed-up or on a front
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class SweepReport:
     def speedup(self, device: str, name: str) -> float | None:
         """Baseline median latency / this variant's, both measured in this sweep on `device` (> 1: faster)."""
         mine, base = self.measurement(device, name), self.measurement(device, self.baseline)
-        if mine is None or base is None or not mine.median_ms or base.median_ms is None:
+        if mine is None or base is None or mine.mismatch or base.mismatch or not mine.median_ms \
+                or base.median_ms is None:
             return None
         return base.median_ms / mine.median_ms
 
@@ -111,7 +113,7 @@ class SweepReport:
         points = {}
         for v in self.variants:
             measured = self.measurement(device, v.name)
-            points[v.name] = (v.accuracy, None if measured is None else measured.median_ms)
+            points[v.name] = (v.accuracy, None if measured is None or measured.mismatch else measured.median_ms)
         return pareto_front(points)
 
     def size_front(self) -> list[str]:
@@ -136,7 +138,7 @@ class SweepReport:
 
 def _measurement(row: dict[str, Any]) -> Measurement:
     return Measurement(row["device"], row["variant"], row["latency_median_ms"], row["latency_p99_ms"],
-                       row["energy_mj_per_inference"], row["runtime"], row["threads"])
+                       row["energy_mj_per_inference"], row["runtime"], row["threads"], row["mismatch"] is not None)
 
 
 def _variant_row(row: dict[str, Any], runs: dict[str, str]) -> VariantRow:

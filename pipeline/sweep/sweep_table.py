@@ -3,6 +3,7 @@ Markdown (each adds its own escaping). Missing numbers are '-', a device without
 from __future__ import annotations
 
 from pipeline.core.safe_text import one_line, table_cell
+from pipeline.devices.consistency import MISMATCH
 from pipeline.nightly import text
 from pipeline.nightly.comparison_table import NO_METER, NOT_RUN
 from pipeline.sweep.sweep_report import SweepReport, VariantRow
@@ -35,15 +36,18 @@ def _latency(report: SweepReport, device: str, name: str) -> str:
     if measured is None or measured.median_ms is None:
         return NOT_RUN
     if measured.p99_ms is None:
-        return text.number(measured.median_ms, "ms")
-    return f"{measured.median_ms:.3f} / {measured.p99_ms:.3f} ms"
+        shown = text.number(measured.median_ms, "ms")
+    else:
+        shown = f"{measured.median_ms:.3f} / {measured.p99_ms:.3f} ms"
+    return f"{shown} {MISMATCH}" if measured.mismatch else shown
 
 
 def _energy(report: SweepReport, device: str, name: str) -> str:
     measured = report.measurement(device, name)
     if measured is None:
         return NOT_RUN
-    return NO_METER if measured.energy_mj is None else text.number(measured.energy_mj, "mJ")
+    shown = NO_METER if measured.energy_mj is None else text.number(measured.energy_mj, "mJ")
+    return f"{shown} {MISMATCH}" if measured.mismatch else shown
 
 
 def _interleaved(report: SweepReport, device: str, name: str) -> str:

@@ -10,14 +10,8 @@ from typing import Any
 
 import numpy as np
 
-AGENT_SCHEMA_VERSION = 1
-
-
-def latency_summary(samples: Sequence[float]) -> dict[str, float]:
-    values = np.asarray(samples, float)
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"mean": float(values.mean()), "median": float(p50), "p90": float(p90), "p99": float(p99),
-            "min": float(values.min()), "max": float(values.max()), "std": float(values.std())}
+from device_agents.edge_agent import SCHEMA_VERSION
+from device_agents.edge_agent.stats import summarize_latencies
 
 
 def benchmark_document(*, device: str, model_sha256: str, samples: Sequence[float], model_bytes: int = 100_000,
@@ -25,7 +19,8 @@ def benchmark_document(*, device: str, model_sha256: str, samples: Sequence[floa
                        accuracy: float | None = None, energy_windows_mj: Sequence[float] | None = None,
                        throttled: bool | None = False, run: str = "synthetic") -> dict[str, Any]:
     """A complete agent-style result document for the given raw latencies (and energy windows, if any)."""
-    summary = latency_summary(samples)
+    summary = summarize_latencies(samples)
+    wall_s = float(np.sum(samples)) / 1000.0  # as if nothing ran between the invokes
     energy = None
     if energy_windows_mj is not None:
         energy = {"meter": "synthetic", "note": "generated", "sample_hz": None, "samples": len(energy_windows_mj),
@@ -33,13 +28,14 @@ def benchmark_document(*, device: str, model_sha256: str, samples: Sequence[floa
                   "mj_per_inference_above_idle": None, "window_s": None,
                   "per_window_mj": [float(v) for v in energy_windows_mj]}
     return {
-        "schema_version": AGENT_SCHEMA_VERSION, "device": device, "hostname": f"{device}.local", "arch": "aarch64",
+        "schema_version": SCHEMA_VERSION, "device": device, "hostname": f"{device}.local", "arch": "aarch64",
         "runtime": {"name": runtime, "version": "2.3.0"}, "delegate": delegate, "threads": threads,
         "model": {"sha256": model_sha256, "bytes": model_bytes}, "warmup_runs": 5, "runs": len(samples),
         "init_ms": 12.5, "first_inference_ms": summary["max"], "latency_ms": summary,
-        "latency_samples_ms": [float(v) for v in samples], "throughput_ips": 1000.0 / summary["mean"],
+        "latency_samples_ms": [float(v) for v in samples], "timed_wall_s": wall_s,
+        "throughput_ips": len(samples) / wall_s,
         "peak_rss_mb": 48.0, "accuracy": None if accuracy is None else {"value": accuracy, "count": 1000},
-        "output_max_diff": 0.0, "energy": energy,
+        "top1_agreement": 1.0, "output_max_diff": 0.0, "energy": energy,
         "state": {"before": {}, "after": {}, "throttled": throttled},
         "started_at": "2025-01-01T00:00:00Z", "agent_version": "synthetic", "bytes_sent": model_bytes,
         "model_path": f"/tmp/{model_sha256[:8]}.tflite", "run": run,

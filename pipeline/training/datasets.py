@@ -39,6 +39,7 @@ class Dataset:
     validation: ImageSet | None = None  # a val/ folder; None = the data stage carves one from `train`
     unlabeled: ImageSet | None = None  # extra images for self-supervised pretraining
     class_names: tuple[str, ...] | None = None
+    unreadable: tuple[str, ...] = ()  # folder entries left out: "<path> (<reason>)" (image_folder.py)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -157,7 +158,7 @@ def decoding_of(config: DataConfig) -> ImageDecoding:
 
 
 def folder_dataset(config: DataConfig, class_names: tuple[str, ...], splits: dict[str, FolderSplit],
-                   unlabeled: np.ndarray | None) -> Dataset:
+                   unlabeled: np.ndarray | None, unreadable: tuple[str, ...] = ()) -> Dataset:
     """A streamed Dataset from file lists (paths relative to data.path and data.unlabeled_path)."""
     decoding = decoding_of(config)
 
@@ -172,14 +173,16 @@ def folder_dataset(config: DataConfig, class_names: tuple[str, ...], splits: dic
     folders = [Path(config.path)] + ([Path(config.unlabeled_path)] if config.unlabeled_path else [])
     return Dataset(image_set(splits[TRAIN]), image_set(splits[TEST]), tuple(folders),
                    validation=image_set(splits[VALIDATION]) if VALIDATION in splits else None,
-                   unlabeled=extra, class_names=class_names)
+                   unlabeled=extra, class_names=class_names, unreadable=unreadable)
 
 
 def load_folder(config: DataConfig, config_path: str) -> Dataset:
     """Scan an image folder (and data.unlabeled_path); nothing is decoded yet."""
     class_names, splits = scan_folder(Path(config.path), config_path)
-    unlabeled = scan_unlabeled(Path(config.unlabeled_path), config_path) if config.unlabeled_path else None
-    return folder_dataset(config, class_names, splits, unlabeled)
+    unlabeled, left_out = scan_unlabeled(Path(config.unlabeled_path), config_path) if config.unlabeled_path \
+        else (None, ())
+    unreadable = tuple(entry for split in splits.values() for entry in split.unreadable) + left_out
+    return folder_dataset(config, class_names, splits, unlabeled, unreadable)
 
 
 def load_dataset(config: DataConfig, config_path: str = "the config") -> Dataset:

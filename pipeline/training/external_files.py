@@ -63,7 +63,7 @@ def _folder_source_files(config: DataConfig, config_path: str) -> tuple[Path, ..
     files = [root / name for split in splits.values() for name in split.files]
     if config.unlabeled_path:
         unlabeled = Path(config.unlabeled_path)
-        files += [unlabeled / name for name in scan_unlabeled(unlabeled, config_path)]
+        files += [unlabeled / name for name in scan_unlabeled(unlabeled, config_path)[0]]
     return tuple(files)
 
 

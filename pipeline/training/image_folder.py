@@ -3,10 +3,13 @@
 `path/train/<class>/...`, `path/test/<class>/...` and, when present, `path/val/<class>/...`;
 class names are the folder names, sorted, and a label is its class's position in that list.
 Files at any depth below a class folder count; only the image suffixes below are read.
-Nothing is decoded here, so a folder of any size is listed in seconds.
+Nothing is decoded here, so a folder of any size is listed in seconds. An entry that cannot be read
+as a file (a broken symlink, a symlink loop, no read permission) or whose name is not UTF-8 is left
+out and listed with its reason: the data stage counts it like an image that does not decode.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +29,45 @@ class FolderSplit:
 
     files: np.ndarray  # str [N]
     labels: np.ndarray  # int64 [N]
+    unreadable: tuple[str, ...] = ()  # "<path> (<reason>)" of the entries left out
 
 
-def image_files_under(folder: Path) -> list[Path]:
-    """Every image file below `folder`, at any depth, in a stable (sorted) order; hidden entries skipped."""
-    found = []
+def shown_path(path: Path) -> str:
+    """A path as printable text even when its bytes are not UTF-8 (those bytes appear as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why `path` cannot be one of the dataset's files, or None when it can."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not UTF-8"
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop"
+        return "broken symlink" if path.is_symlink() else (error.strerror or "cannot be read")
+    return None if os.access(path, os.R_OK) else "no read permission"
+
+
+def image_files_under(folder: Path) -> tuple[list[Path], list[str]]:
+    """Every readable image file below `folder`, at any depth, in a stable (sorted) order, and the image
+    entries left out with their reason; hidden entries are skipped."""
+    found, unreadable = [], []
     for parent, dirs, names in os.walk(folder):
         dirs[:] = sorted(name for name in dirs if not name.startswith("."))
-        found += [Path(parent, name) for name in sorted(names)
-                  if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)]
-    return found
+        for name in sorted(names):
+            if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            path = Path(parent, name)
+            reason = unreadable_reason(path)
+            if reason:
+                unreadable.append(f"{shown_path(path)} ({reason})")
+            else:
+                found.append(path)
+    return found, unreadable
 
 
 def class_names_of(split_dir: Path) -> tuple[str, ...]:
@@ -44,15 +76,17 @@ def class_names_of(split_dir: Path) -> tuple[str, ...]:
 
 
 def _scan_split(root: Path, split: str, class_names: tuple[str, ...]) -> FolderSplit:
-    files, labels = [], []
+    files, labels, unreadable = [], [], []
     for label, name in enumerate(class_names):
-        members = image_files_under(root / split / name)
+        members, left_out = image_files_under(root / split / name)
         if not members:
-            raise UserError(f"class folder {root / split / name} holds no images ({', '.join(IMAGE_SUFFIXES)}): "
+            raise UserError(f"class folder {root / split / name} holds no readable images "
+                            f"({', '.join(IMAGE_SUFFIXES)}{'; first left out: ' + left_out[0] if left_out else ''}): "
                             f"add images or remove the folder")
         files += [str(path.relative_to(root)) for path in members]
         labels += [label] * len(members)
-    return FolderSplit(np.asarray(files, dtype=str), np.asarray(labels, dtype=np.int64))
+        unreadable += left_out
+    return FolderSplit(np.asarray(files, dtype=str), np.asarray(labels, dtype=np.int64), tuple(unreadable))
 
 
 def _check_same_classes(root: Path, split: str, expected: tuple[str, ...]) -> None:
@@ -82,12 +116,12 @@ def scan_folder(root: Path, config_path: str) -> tuple[tuple[str, ...], dict[str
     return class_names, {split: _scan_split(root, split, class_names) for split in splits}
 
 
-def scan_unlabeled(folder: Path, config_path: str) -> np.ndarray:
-    """The unlabeled images (any depth below `folder`), as paths relative to it."""
+def scan_unlabeled(folder: Path, config_path: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The unlabeled images (any depth below `folder`), as paths relative to it, and the entries left out."""
     if not folder.is_dir():
         raise UserError(f"unlabeled image folder {folder} not found: fix data.unlabeled_path in {config_path} "
                         f"or set it to \"\"")
-    files = image_files_under(folder)
+    files, unreadable = image_files_under(folder)
     if not files:
-        raise UserError(f"unlabeled image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return np.asarray([str(path.relative_to(folder)) for path in files], dtype=str)
+        raise UserError(f"unlabeled image folder {folder} holds no readable images ({', '.join(IMAGE_SUFFIXES)})")
+    return np.asarray([str(path.relative_to(folder)) for path in files], dtype=str), tuple(unreadable)

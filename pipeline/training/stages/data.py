@@ -2,7 +2,8 @@
 
 Only indices, file lists and source hashes are written; later stages reload the images from
 the same files. An image folder is decoded once here (streamed, in parallel): files that do
-not decode are skipped and counted (or refused with `data.strict`), and the file list of
+not decode, and entries the scan left out (broken symlinks, symlink loops, names that are not
+UTF-8), are skipped and counted (or refused with `data.strict`), and the file list of
 what remains is what every later stage reads. The runner hashes the dataset's files into this
 stage's cache key (`dataset_files` in pipeline/training/runner.py), so replacing one re-runs this
 stage, and the changed hashes in its output re-run everything after.
@@ -65,7 +66,7 @@ def _drop_undecodable(dataset: Dataset, config: DataConfig, source: str) -> tupl
     """Decode every file once; return the dataset without the files that fail, their names, images/s."""
     parts = {"train": dataset.train, "test": dataset.test, "validation": dataset.validation,
              "unlabeled": dataset.unlabeled}
-    kept, skipped, rates = {}, [], []
+    kept, skipped, rates = {}, list(dataset.unreadable), []
     for name, images in parts.items():
         if images is None:
             continue
@@ -75,10 +76,11 @@ def _drop_undecodable(dataset: Dataset, config: DataConfig, source: str) -> tupl
         kept[name] = images.select(positions)
         rates.append((len(images), rate))
     if skipped and config.strict:
-        raise UserError(f"{len(skipped)} image file(s) do not decode as PNG, JPEG, BMP or GIF, first {skipped[0]}; "
-                        f"replace or remove them, or set data.strict = false in {source} to skip them")
+        raise UserError(f"{len(skipped)} image file(s) cannot be read or do not decode as PNG, JPEG, BMP or GIF, "
+                        f"first {skipped[0]}; replace or remove them, or set data.strict = false in {source} to "
+                        f"skip them")
     if skipped:
-        print(f"data: skipped {len(skipped)} image file(s) that do not decode, first {skipped[0]} "
+        print(f"data: skipped {len(skipped)} image file(s) that cannot be read or do not decode, first {skipped[0]} "
               f"(all listed in data/skipped.json; data.strict = true refuses them)", file=sys.stderr)
     for name in ("train", "test", "validation"):
         if name in kept and dataset.class_names:
@@ -88,6 +90,15 @@ def _drop_undecodable(dataset: Dataset, config: DataConfig, source: str) -> tupl
     cleaned = replace(dataset, train=kept["train"], test=kept["test"], validation=kept.get("validation"),
                       unlabeled=kept.get("unlabeled"))
     return cleaned, skipped, total / max(seconds, 1e-9)
+
+
+def _check_two_classes(dataset: Dataset, where: str) -> None:
+    """A classifier of one class is 100 % accurate and learns nothing: refused before anything is decoded."""
+    present = np.unique(dataset.train.labels)
+    if len(present) < 2:
+        names = dataset.class_names or tuple(str(label) for label in present)
+        raise UserError(f"the training split of {where} has {len(present)} class ({', '.join(names) or 'none'}): "
+                        f"a classifier needs at least two; add a folder (or labels) for every class")
 
 
 def _check_every_class_left(images: ImageSet, class_names: tuple[str, ...], split: str, root: str) -> None:
@@ -166,6 +177,7 @@ def preprocessing_record(dataset: Dataset, config: DataConfig) -> dict:
 def run(ctx: StageContext) -> StageOutput:
     config = ctx.config.data
     dataset = load_dataset(config, ctx.config.source)
+    _check_two_classes(dataset, config.path)
     artifacts, metrics = {}, {}
     if config.format == "folder":
         dataset, skipped, rate = _drop_undecodable(dataset, config, ctx.config.source)
