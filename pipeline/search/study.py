@@ -1,0 +1,106 @@
+"""The Optuna study in the results store's database, and its queue of trials.
+
+The study lives where the results store does (`--db`, else $RESULTS_DB, else results/results.db): in a
+SQLite file Optuna's tables sit beside the store's (no name is shared); in PostgreSQL they get a schema
+of their own, `optuna`. Any process on any machine that opens the same study is a worker of it.
+
+The study holds exactly `trials` trials: the first process to start (and every re-run) enqueues empty
+trials up to that count, not counting failed ones, and workers take trials from the queue until it is
+empty. Optuna's RDB storage hands each queued trial to one worker only, so no trial runs twice, and the
+sampler still draws every setting (a queued trial fixes none). A trial whose worker dies stops sending
+heartbeats; once it has been silent for the grace period, the next worker to start a trial marks it
+failed, and a re-run queues a replacement, leaving completed trials as they are.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.errors import UserError
+from pipeline.results.db import POSTGRES_SCHEMES, redact_url, resolve_url
+from pipeline.search import feasibility
+from pipeline.search.config import SearchConfig
+
+SCHEMA = "optuna"  # PostgreSQL schema of the study tables
+SQLITE_TIMEOUT_S = 60  # workers of one SQLite file wait this long for its write lock
+QUEUED = "queued"  # user attribute of every trial the study queued (one created past the queue has none)
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def storage_url(results_db: str) -> tuple[str, dict]:
+    """SQLAlchemy URL and engine options for the results database (a path, sqlite:/// or postgresql://)."""
+    url = resolve_url(results_db or None)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in POSTGRES_SCHEMES:
+        return ("postgresql+psycopg://" + url.split("://", 1)[1],
+                {"connect_args": {"options": f"-c search_path={SCHEMA}"}, "pool_pre_ping": True})
+    if scheme not in ("", "sqlite"):
+        raise UserError(f"unsupported results database URL scheme {scheme!r}: use postgresql://... or a SQLite "
+                        f"file path")
+    path = Path(url.removeprefix("sqlite://") if scheme else url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}", {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+
+
+def _create_schema(url: str) -> None:
+    """`CREATE SCHEMA IF NOT EXISTS optuna` (two machines racing on it both end with the schema)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    except sqlalchemy.exc.IntegrityError:
+        pass  # another worker created it between the check and the insert
+    finally:
+        engine.dispose()
+
+
+def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
+    url, options = storage_url(config.study.results_db)
+    if url.startswith("postgresql"):
+        _create_schema(url)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=config.study.heartbeat_s,
+                                          grace_period=config.study.grace_s)
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy's many connection errors, said in one line
+        shown = redact_url(resolve_url(config.study.results_db or None))
+        raise UserError(f"cannot open the study database {shown}: {type(error).__name__}: "
+                        f"{str(error).splitlines()[0]}; check --db / $RESULTS_DB") from None
+
+
+def sampler(config: SearchConfig, worker: int) -> optuna.samplers.BaseSampler:
+    """TPE or NSGA-II with the constraints; each worker its own seed, so parallel workers draw differently."""
+    seed = config.study.seed + worker
+    constraints = feasibility.constraints_function(config)
+    if config.study.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.study.startup_trials,
+                                      constraints_func=constraints)
+
+
+def open_study(config: SearchConfig, worker: int = 0) -> optuna.Study:
+    """Create the study, or open it; a study of that name with other objectives is refused."""
+    wanted = feasibility.directions(config)
+    study = optuna.create_study(storage=open_storage(config), sampler=sampler(config, worker),
+                                study_name=config.study.name, directions=wanted, load_if_exists=True)
+    if list(study.directions) != wanted:
+        raise UserError(f"{config.source}: study {config.study.name!r} already exists with "
+                        f"{len(study.directions)} objectives, this config asks for {len(wanted)} "
+                        f"({', '.join(feasibility.objective_names(config))}); give study.name a new name")
+    return study
+
+
+def top_up(study: optuna.Study, trials: int) -> int:
+    """Mark trials of dead workers failed, then queue empty trials up to `trials` not failed; return how many."""
+    optuna.storages.fail_stale_trials(study)
+    missing = trials - len(study.get_trials(deepcopy=False, states=COUNTED))
+    for _ in range(max(missing, 0)):
+        study.enqueue_trial({}, user_attrs={QUEUED: True})
+    return max(missing, 0)
+
+
+def queued(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
