@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -26,8 +25,8 @@ from pipeline.search import feasibility
 from pipeline.search.config import SearchConfig
 from pipeline.search.found import config_sections
 from pipeline.search.pruning import INTERMEDIATE, should_prune, stage_validation_accuracy, step_of
-from pipeline.search.study import QUEUED
 from pipeline.search.space import draw, trial_config
+from pipeline.search.study import QUEUED
 from pipeline.training.config import PipelineConfig
 from pipeline.training.runner import run_dir_for, run_stages
 

@@ -35,8 +35,9 @@ def _trial_json(trial: FrozenTrial) -> dict[str, Any]:
 
 def _test_accuracy(build_dir: str, trial: FrozenTrial) -> float | None:
     """The convert stage's test-set top-1 of the trial's model (None when its run folder is gone)."""
+    attrs = trial.user_attrs
     try:
-        return RunVariants(Path(build_dir) / trial.user_attrs["run"]).metrics_of(trial.user_attrs["variant"])["accuracy"]
+        return RunVariants(Path(build_dir) / attrs["run"]).metrics_of(attrs["variant"])["accuracy"]
     except Exception:  # noqa: BLE001 - a report line, not a reason to lose the report
         return None
 
