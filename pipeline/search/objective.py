@@ -7,7 +7,10 @@ the final report reads that number, for the models on the front.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +118,7 @@ class Objective:
         settings = draw(trial, self.config.space)
         config = trial_config(self.base, settings, trial_run_name(self.config.study.name, trial.number))
         trial.set_user_attr("run", config.run.name)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("settings", settings)
         trial.set_user_attr("config", config_sections(config))
         manifest = self._train(trial, config)
@@ -164,6 +168,10 @@ def shared_stages(base: PipelineConfig, study: str, log: Log) -> dict[str, str]:
     every worker of this machine) copy them instead of computing them side by side."""
     outcomes: dict[str, str] = {}
     config = trial_config(base, {}, f"{study}-shared")
-    run_stages(config, until=SHARED_UNTIL, log=stage_recorder(outcomes, log))
+    lock = Path(config.run.build_dir) / f"{config.run.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another search starting here waits, then finds them cached
+        run_stages(config, until=SHARED_UNTIL, log=stage_recorder(outcomes, log))
     return outcomes
 
