@@ -90,12 +90,14 @@ def test_the_median_rule() -> None:
     assert not should_prune(0.0, 6, finished, dataclasses.replace(rule, kind="none"))
 
 
-def _trial(number: int, accuracy: float, speedup: float, constraints: list[float], state=TrialState.COMPLETE):
+def _trial(number: int, accuracy: float, speedup: float, constraints: dict[str, float],
+           state: TrialState = TrialState.COMPLETE) -> optuna.trial.FrozenTrial:
+    """A real Optuna trial with its constraints where `Trial.set_constraint` keeps them."""
     attrs = {"val_accuracy": accuracy, "speedup": {"local": speedup}, "latency_ms": {"local": 1 / speedup},
-             "bytes": 1000, feasibility.CONSTRAINTS: constraints}
+             "bytes": 1000}
     trial = create_trial(state=state, values=[accuracy, speedup] if state == TrialState.COMPLETE else None,
                          params={"quantize": "ptq"}, distributions={"quantize": CategoricalDistribution(["ptq"])},
-                         user_attrs=attrs)
+                         user_attrs=attrs, system_attrs={f"constraints:{k}": v for k, v in constraints.items()})
     trial.number = number
     return trial
 
@@ -105,16 +107,15 @@ def test_a_trial_over_a_constraint_is_infeasible_and_never_best() -> None:
                                  constraints=ConstraintsConfig(max_latency_ratio=0.5, min_accuracy=0.8))
     fast = {"val_accuracy": 0.85, "speedup": {"local": 2.5}, "latency_ms": {"local": 0.4}, "bytes": 10}
     slow = {**fast, "val_accuracy": 0.95, "speedup": {"local": 1.5}}
-    assert all(v <= 0 for v in feasibility.constraint_values(config, fast))
-    assert feasibility.constraint_values(config, slow)[0] > 0  # 1 / 1.5 is above 0.5
+    assert all(v <= 0 for v in feasibility.constraint_values(config, fast).values())
+    assert feasibility.constraint_values(config, slow)["latency_ratio@local"] > 0  # 1 / 1.5 is above 0.5
     trials = [_trial(0, 0.95, 1.5, feasibility.constraint_values(config, slow)),  # most accurate, too slow
               _trial(1, 0.85, 2.5, feasibility.constraint_values(config, fast)),
-              _trial(2, 0.99, 3.0, [], TrialState.PRUNED)]
+              _trial(2, 0.99, 3.0, {}, TrialState.PRUNED)]
+    assert trials[0].constraints["latency_ratio@local"] > 0  # what the samplers read
     assert [feasibility.feasible(t) for t in trials] == [False, True, False]
     assert feasibility.best_trial(trials, ["local"]).number == 1
     assert feasibility.best_trial(trials[:1], ["local"]) is None
-    constraints = feasibility.constraints_function(config)
-    assert constraints(trials[2]) == [1.0, 1.0]  # recorded none (pruned): infeasible for the samplers too
 
 
 def test_a_found_config_rebuilds_the_same_pipeline_config(tmp_path: Path) -> None:

@@ -2,20 +2,19 @@
 best under the constraints. Plain functions on a trial's recorded numbers, shared by the objective (which
 records them), the samplers (through `constraints`) and the report.
 
-Constraint values follow Optuna's convention: a trial is feasible when every value is <= 0. They are
-stored with the trial (user attribute `constraints`), so any worker's sampler reads the same ones.
+Constraint values follow Optuna's convention: a trial is feasible when every value is <= 0. The objective
+stores them with the trial (`Trial.set_constraint`), where TPE and NSGA-II read them while sampling, so
+every worker's sampler sees the same ones; a trial pruned before it was timed has none.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.search.config import SearchConfig
-
-CONSTRAINTS = "constraints"
 
 
 def objective_names(config: SearchConfig) -> list[str]:
@@ -34,44 +33,26 @@ def objective_values(config: SearchConfig, measured: dict[str, Any]) -> tuple[fl
     return tuple(values + ([float(measured["bytes"])] if "bytes" in config.study.objectives else []))
 
 
-def constraint_values(config: SearchConfig, measured: dict[str, Any]) -> list[float]:
-    """One value per limit that is set (<= 0: met): latency ratio and latency per device, bytes, accuracy."""
+def constraint_values(config: SearchConfig, measured: dict[str, Any]) -> dict[str, float]:
+    """One value per limit that is set (<= 0: met), by name: latency ratio and latency per device, bytes,
+    accuracy."""
     limits = config.constraints
-    values = []
+    values = {}
     for device in config.study.devices:
         if limits.max_latency_ratio:
-            values.append(1 / measured["speedup"][device] - limits.max_latency_ratio)
+            values[f"latency_ratio@{device}"] = 1 / measured["speedup"][device] - limits.max_latency_ratio
         if limits.max_latency_ms:
-            values.append(measured["latency_ms"][device] - limits.max_latency_ms)
+            values[f"latency_ms@{device}"] = measured["latency_ms"][device] - limits.max_latency_ms
     if limits.max_bytes:
-        values.append(float(measured["bytes"] - limits.max_bytes))
+        values["bytes"] = float(measured["bytes"] - limits.max_bytes)
     if limits.min_accuracy:
-        values.append(limits.min_accuracy - measured["val_accuracy"])
+        values["accuracy"] = limits.min_accuracy - measured["val_accuracy"]
     return values
-
-
-def constraint_count(config: SearchConfig) -> int:
-    limits = config.constraints
-    per_device = bool(limits.max_latency_ratio) + bool(limits.max_latency_ms)
-    return per_device * len(config.study.devices) + bool(limits.max_bytes) + bool(limits.min_accuracy)
-
-
-def constraints_function(config: SearchConfig) -> Callable[[FrozenTrial], Sequence[float]] | None:
-    """The samplers' `constraints_func`: the values the trial recorded; a trial that recorded none (pruned
-    or failed before it was timed) is infeasible in every one."""
-    count = constraint_count(config)
-    if not count:
-        return None
-
-    def constraints(trial: FrozenTrial) -> Sequence[float]:
-        return trial.user_attrs.get(CONSTRAINTS) or [1.0] * count
-
-    return constraints
 
 
 def feasible(trial: FrozenTrial) -> bool:
     """A complete trial whose every constraint value is <= 0."""
-    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.user_attrs.get(CONSTRAINTS, []))
+    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
 
 
 def best_trial(trials: Sequence[FrozenTrial], devices: Sequence[str]) -> FrozenTrial | None:

@@ -134,7 +134,8 @@ class Objective:
                     "latency_ms": {d: t.latency_ms for d, t in timings.items()}}
         for key, value in measured.items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr(feasibility.CONSTRAINTS, feasibility.constraint_values(self.config, measured))
+        for limit, value in feasibility.constraint_values(self.config, measured).items():
+            trial.set_constraint(limit, value)
         return feasibility.objective_values(self.config, measured)
 
     def _train(self, trial: optuna.Trial, config: PipelineConfig) -> Manifest:

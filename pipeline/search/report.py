@@ -30,7 +30,7 @@ SHARED_RUN = "shared_run:"  # study user attributes <this>:<host>:<pid>:<time>: 
 def _trial_json(trial: FrozenTrial) -> dict[str, Any]:
     attrs = {k: v for k, v in trial.user_attrs.items() if k != "config"}
     return {"number": trial.number, "state": trial.state.name, "params": trial.params, "values": trial.values,
-            "feasible": feasibility.feasible(trial), **attrs}
+            "feasible": feasibility.feasible(trial), "constraints": trial.constraints, **attrs}
 
 
 def _test_accuracy(build_dir: str, trial: FrozenTrial) -> float | None:

@@ -72,13 +72,12 @@ def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
 
 
 def sampler(config: SearchConfig, worker: int) -> optuna.samplers.BaseSampler:
-    """TPE or NSGA-II with the constraints; each worker its own seed, so parallel workers draw differently."""
+    """TPE or NSGA-II (both read the constraints each trial sets); each worker its own seed, so parallel
+    workers draw differently."""
     seed = config.study.seed + worker
-    constraints = feasibility.constraints_function(config)
     if config.study.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.study.startup_trials,
-                                      constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.study.startup_trials)
 
 
 def open_study(config: SearchConfig, worker: int = 0) -> optuna.Study:
