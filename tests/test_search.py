@@ -141,3 +141,9 @@ def test_make_search_passes_every_value_as_one_argument(tmp_path: Path) -> None:
     assert argv == ["-m", "pipeline", "search", "--config", "configs/search.toml", "--device", hostile,
                     "--latency-ms", hostile, "--max-bytes", "65536", "--trials", "5"]
     assert _make(tmp_path, "search", {})[-2:] == ["--device", "local"] and not marker.exists()
+
+
+def test_a_limit_that_is_not_a_number_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("search", "--config", str(CONFIG), "--latency-ms", "nan", "--db", str(tmp_path / "db"))
+    assert result.returncode == 1 and "constraints.max_latency_ms = nan must be a finite number" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "db").exists()

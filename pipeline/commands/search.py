@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.commands.arguments import add_device_job_arguments, ascii_int
 from pipeline.search.config import DEFAULT_CONFIG, load_search_config, with_overrides
 from pipeline.search.job import run_search
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="search TOML file (default: %(default)s)")
-    parser.add_argument("--workers", type=int, help="worker processes on this machine (default: the config's)")
-    parser.add_argument("--trials", type=int, help="trials of the study in total (default: the config's)")
-    parser.add_argument("--device", action="append", metavar="NAME",
-                        help="time candidates on this device (repeatable; default: the config's devices)")
-    parser.add_argument("--devices", metavar="FILE", help="device inventory (default: the config's devices_file, "
-                                                          "else $DEVICES, else ./devices.toml)")
-    parser.add_argument("--db", metavar="URL", help="study database (default: the config's results_db, "
-                                                    "else $RESULTS_DB, else results/results.db)")
+    add_device_job_arguments(parser, "time candidates on this device (repeatable; default: the config's devices)")
+    parser.add_argument("--workers", type=ascii_int, help="worker processes on this machine (default: the config's)")
+    parser.add_argument("--trials", type=ascii_int, help="trials of the study in total (default: the config's)")
     parser.add_argument("--study", metavar="NAME", help="study name (default: the config's)")
     parser.add_argument("--latency-ms", type=float, help="constraint: at most this median latency on every device")
     parser.add_argument("--latency-ratio", type=float, help="constraint: at most this fraction of PTQ int8's latency")
-    parser.add_argument("--max-bytes", type=int, help="constraint: at most this .tflite size")
-    parser.add_argument("--reports", metavar="DIR", help="reports folder (default: the config's reports_dir)")
+    parser.add_argument("--max-bytes", type=ascii_int, help="constraint: at most this .tflite size")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.names import check_name
-from pipeline.core.toml_config import check_strings, choice, in_range, read_toml, section_from_dict
+from pipeline.core.toml_config import check_finite, check_strings, choice, in_range, read_toml, section_from_dict
 from pipeline.errors import UserError
 from pipeline.results.ab_test import MIN_ROUNDS
 from pipeline.training.config import MODEL_NAMES, PipelineConfig, load_config
@@ -182,6 +182,7 @@ def validate(config: SearchConfig) -> SearchConfig:
     _validate_space(config.space, config.source)
     constraints = config.constraints
     for item in dataclasses.fields(ConstraintsConfig):
+        check_finite(getattr(constraints, item.name), f"{config.source}: constraints.{item.name}")
         if getattr(constraints, item.name) < 0:
             raise UserError(f"{config.source}: constraints.{item.name} must not be negative (0 = no limit)")
     in_range(constraints.min_accuracy, 0.0, 1.0, f"{config.source}: constraints.min_accuracy",
