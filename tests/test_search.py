@@ -12,12 +12,13 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from pipeline.errors import UserError
+from pipeline.results import ResultsStore
 from pipeline.search import feasibility
 from pipeline.search.config import ConstraintsConfig, PrunerConfig, load_search_config, with_overrides
 from pipeline.search.found import config_sections, write_found
 from pipeline.search.pruning import should_prune
 from pipeline.search.space import draw, trial_config
-from pipeline.search.study import storage_url
+from pipeline.search.study import QUEUED, open_study, storage_url
 from pipeline.training.config import load_config
 from tests.conftest import REPO, run_cli
 from tests.test_makefile_variables import _make
@@ -147,3 +148,15 @@ def test_a_limit_that_is_not_a_number_is_refused_in_one_line(tmp_path: Path) -> 
     result = run_cli("search", "--config", str(CONFIG), "--latency-ms", "nan", "--db", str(tmp_path / "db"))
     assert result.returncode == 1 and "constraints.max_latency_ms = nan must be a finite number" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "db").exists()
+
+
+def test_the_study_and_the_results_store_share_one_sqlite_file(tmp_path: Path) -> None:
+    database = tmp_path / "results.db"
+    with ResultsStore.open(str(database)) as store:
+        run_id = store.begin_run("before")
+    config = with_overrides(load_search_config(CONFIG), results_db=str(database))
+    study = open_study(config)
+    study.enqueue_trial({}, user_attrs={QUEUED: True})
+    with ResultsStore.open(str(database)) as store:
+        assert store.run(run_id)["name"] == "before" and store.begin_run("after") > run_id
+    assert len(open_study(config).get_trials()) == 1

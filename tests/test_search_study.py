@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import optuna
+import psycopg
 import pytest
 from optuna.trial import TrialState
 
@@ -167,6 +168,9 @@ def test_two_workers_share_one_postgresql_study(lab: Path, postgres_server) -> N
     assert len({t.user_attrs["run"] for t in trials}) == 6  # six runs, no trial twice
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
     assert len(_lock_intervals(lab)) >= 6  # one A/B per trial, never two at once
+    with psycopg.connect(url) as connection:  # Optuna's tables in a schema of their own
+        rows = connection.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'trials'")
+        assert [schema for (schema,) in rows] == ["optuna"]
 
 
 def _wait_for_running(config: Path, pid: int, timeout_s: float = 600) -> None:

@@ -9,7 +9,6 @@ import os
 import socket
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,6 @@ class SearchOutcome:
 
 def run_search(config: SearchConfig) -> SearchOutcome:
     """Bad input raises UserError before any study is created or anything trained."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = base_config(config)
     source = inventory_path(config.study.devices_file or None)

@@ -13,6 +13,7 @@ failed, and a re-run queues a replacement, leaving completed trials as they are.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -63,8 +64,10 @@ def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
     if url.startswith("postgresql"):
         _create_schema(url)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=config.study.heartbeat_s,
-                                          grace_period=config.study.grace_s)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what resume needs
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=config.study.heartbeat_s,
+                                              grace_period=config.study.grace_s)
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's many connection errors, said in one line
         shown = redact_url(resolve_url(config.study.results_db or None))
         raise UserError(f"cannot open the study database {shown}: {type(error).__name__}: "
@@ -94,7 +97,9 @@ def open_study(config: SearchConfig, worker: int = 0) -> optuna.Study:
 
 def top_up(study: optuna.Study, trials: int) -> int:
     """Mark trials of dead workers failed, then queue empty trials up to `trials` not failed; return how many."""
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     missing = trials - len(study.get_trials(deepcopy=False, states=COUNTED))
     for _ in range(max(missing, 0)):
         study.enqueue_trial({}, user_attrs={QUEUED: True})

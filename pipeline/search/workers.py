@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import warnings
 from collections.abc import Callable
 
 import optuna
@@ -53,7 +52,6 @@ def progress_line(config: SearchConfig, study: optuna.Study, trial: FrozenTrial)
 
 def work(config: SearchConfig, index: int, profiles: list[DeviceProfile]) -> None:
     """Take queued trials until none is left."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     log = worker_log(index)
     study = open_study(config, index)
