@@ -4,6 +4,8 @@ and `make search` passing its values as data."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import multiprocessing
 from pathlib import Path
 
 import optuna
@@ -14,11 +16,17 @@ from optuna.trial import TrialState, create_trial
 from pipeline.errors import UserError
 from pipeline.results import ResultsStore
 from pipeline.search import feasibility
-from pipeline.search.config import ConstraintsConfig, PrunerConfig, load_search_config, with_overrides
+from pipeline.search.config import (
+    ConstraintsConfig,
+    PrunerConfig,
+    SearchConfig,
+    load_search_config,
+    with_overrides,
+)
 from pipeline.search.found import config_sections, write_found
 from pipeline.search.pruning import should_prune
 from pipeline.search.space import draw, trial_config
-from pipeline.search.study import QUEUED, open_study, sampler, storage_url
+from pipeline.search.study import QUEUED, open_study, sampler, storage_url, top_up
 from pipeline.training.config import load_config
 from tests.conftest import REPO, run_cli
 from tests.test_makefile_variables import _make
@@ -175,3 +183,29 @@ def test_both_samplers_draw_the_conditional_space_under_constraints(kind: str) -
         trial.set_constraint("bytes", 1.0 if number % 3 == 0 else -1.0)
         study.tell(trial, [pipeline.prune.target_sparsity, 1 + pipeline.slim.channel_ratio])
     assert len(study.best_trials) >= 1 and all(t.constraints["bytes"] <= 0 for t in study.best_trials)
+
+
+def _take_trials(config: SearchConfig, worker: int, count: int, out: Path) -> None:
+    """A worker's side of the queue: ask (takes a queued trial), tell, `count` times; the numbers it got."""
+    study = open_study(config, worker)
+    numbers = []
+    for _ in range(count):
+        trial = study.ask()
+        numbers.append(trial.number)
+        study.tell(trial, [0.5, 1.0])
+    out.write_text(json.dumps(numbers))
+
+
+def test_workers_of_one_sqlite_study_never_take_the_same_queued_trial(tmp_path: Path) -> None:
+    """SQLite ignores SELECT ... FOR UPDATE; without BEGIN IMMEDIATE two workers took trial 0 both."""
+    config = with_overrides(load_search_config(CONFIG), results_db=str(tmp_path / "results.db"))
+    assert top_up(open_study(config), 16) == 16
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_take_trials, args=(config, index, 4, tmp_path / f"{index}.json"))
+               for index in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    taken = [number for index in range(4) for number in json.loads((tmp_path / f"{index}.json").read_text())]
+    assert sorted(taken) == list(range(16))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -59,6 +60,24 @@ def _create_schema(url: str) -> None:
         engine.dispose()
 
 
+def _immediate_transactions(engine: Any) -> None:
+    """SQLite: every transaction takes the write lock at BEGIN. Optuna hands a queued trial to a worker by
+    reading its state and updating it in one transaction with SELECT ... FOR UPDATE, which SQLite ignores:
+    two workers could both read it as waiting and both run it. BEGIN IMMEDIATE serializes them (the
+    SQLAlchemy recipe for SQLite transactions; pooled connections are dropped so every one gets it)."""
+    import sqlalchemy
+
+    def connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver begins nothing itself
+
+    def begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    sqlalchemy.event.listen(engine, "connect", connect)
+    sqlalchemy.event.listen(engine, "begin", begin)
+    engine.dispose()
+
+
 def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
     url, options = storage_url(config.study.results_db)
     if url.startswith("postgresql"):
@@ -66,8 +85,12 @@ def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what resume needs
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=config.study.heartbeat_s,
-                                              grace_period=config.study.grace_s)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=options,
+                                                 heartbeat_interval=config.study.heartbeat_s,
+                                                 grace_period=config.study.grace_s)
+        if url.startswith("sqlite"):
+            _immediate_transactions(storage.engine)
+        return storage
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's many connection errors, said in one line
         shown = redact_url(resolve_url(config.study.results_db or None))
         raise UserError(f"cannot open the study database {shown}: {type(error).__name__}: "
