@@ -6,6 +6,7 @@ study database and the build folder); the same command on another machine adds i
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable
 
@@ -73,8 +74,18 @@ def run_workers(config: SearchConfig, count: int, profiles: list[DeviceProfile])
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=work, args=(config, index, profiles), name=f"search-worker-{index}")
                  for index in range(count)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
+    signal.signal(signal.SIGTERM, _exit)  # so that the workers are stopped with this process, not orphaned
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # its trial stops sending heartbeats: failed after grace_s
     return [process.exitcode or 0 for process in processes]
+
+
+def _exit(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
