@@ -209,3 +209,11 @@ def test_workers_of_one_sqlite_study_never_take_the_same_queued_trial(tmp_path: 
         worker.join(timeout=300)
     taken = [number for index in range(4) for number in json.loads((tmp_path / f"{index}.json").read_text())]
     assert sorted(taken) == list(range(16))
+
+
+def test_a_study_is_not_reopened_with_other_objectives(tmp_path: Path) -> None:
+    config = with_overrides(load_search_config(CONFIG), results_db=str(tmp_path / "results.db"))
+    open_study(config)
+    with pytest.raises(UserError, match="already exists with the objectives accuracy, speedup@local"):
+        open_study(with_overrides(config, devices=["rpi5"]))
+    assert open_study(config).user_attrs["objectives"] == ["accuracy", "speedup@local"]

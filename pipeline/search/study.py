@@ -27,6 +27,7 @@ from pipeline.search.config import SearchConfig
 
 SCHEMA = "optuna"  # PostgreSQL schema of the study tables
 SQLITE_TIMEOUT_S = 60  # workers of one SQLite file wait this long for its write lock
+OBJECTIVES = "objectives"  # study user attribute: the objective names, in order
 QUEUED = "queued"  # user attribute of every trial the study queued (one created past the queue has none)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
@@ -108,13 +109,17 @@ def sampler(config: SearchConfig, worker: int) -> optuna.samplers.BaseSampler:
 
 def open_study(config: SearchConfig, worker: int = 0) -> optuna.Study:
     """Create the study, or open it; a study of that name with other objectives is refused."""
-    wanted = feasibility.directions(config)
+    names = feasibility.objective_names(config)
     study = optuna.create_study(storage=open_storage(config), sampler=sampler(config, worker),
-                                study_name=config.study.name, directions=wanted, load_if_exists=True)
-    if list(study.directions) != wanted:
-        raise UserError(f"{config.source}: study {config.study.name!r} already exists with "
-                        f"{len(study.directions)} objectives, this config asks for {len(wanted)} "
-                        f"({', '.join(feasibility.objective_names(config))}); give study.name a new name")
+                                study_name=config.study.name, directions=feasibility.directions(config),
+                                load_if_exists=True)
+    recorded = study.user_attrs.get(OBJECTIVES)
+    if recorded is None:
+        study.set_user_attr(OBJECTIVES, names)
+    elif recorded != names:  # other devices or objectives: its trials measured something else
+        raise UserError(f"{config.source}: study {config.study.name!r} already exists with the objectives "
+                        f"{', '.join(recorded)}, this search asks for {', '.join(names)}; give it another "
+                        f"study name (study.name or --study)")
     return study
 
 
