@@ -115,6 +115,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
         shown = [t for t in report["trials"] if t["state"] == "COMPLETE" and t["feasible"] == feasible]
         axes.scatter([t["speedup"][device] for t in shown], [t["val_accuracy"] * 100 for t in shown],
                      marker=marker, color="0.5", label="feasible" if feasible else "infeasible")
+    for trial in report["trials"]:
+        if trial["state"] == "COMPLETE":
+            axes.annotate(f"#{trial['number']}", (trial["speedup"][device], trial["val_accuracy"] * 100),
+                          fontsize=7, xytext=(4, 4), textcoords="offset points")
     front = sorted(report["front"], key=lambda t: t["speedup"][device])
     axes.plot([t["speedup"][device] for t in front], [t["val_accuracy"] * 100 for t in front], color="tab:red",
               marker="o", label="Pareto front")
