@@ -7,7 +7,9 @@ RUN ?= demo
 DEVICE ?= local
 NIGHTLY_CONFIG ?= configs/nightly.toml
 SWEEP_CONFIG ?= configs/sweep.toml
-USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG SWEEP_CONFIG COUNT NIGHTS PIPELINE
+SEARCH_CONFIG ?= configs/search.toml
+USER_VARIABLES := CONFIG RUN DEVICE MODEL SAMPLES NIGHTLY_CONFIG SWEEP_CONFIG COUNT NIGHTS PIPELINE \
+                  SEARCH_CONFIG LATENCY_MS LATENCY_RATIO MAX_BYTES TRIALS WORKERS
 DEBIAN_PACKAGES := dataset-fashion-mnist openssh-server postgresql
 
 export TF_USE_LEGACY_KERAS := 1
@@ -36,6 +38,7 @@ help:
 	@echo "make bench-pipeline  per-stage wall time, throughput and FLOP/s vs this machine's fp32 matmul, float vs int8 latency, data stage"
 	@echo "make label-table     SSL vs from-scratch accuracy at 1%, 10% and 25% of the labels (README table)"
 	@echo "make sweep           train, benchmark and compare every compression variant (configs/sweep.toml)"
+	@echo "make search          search the compression recipes for DEVICE (LATENCY_MS, MAX_BYTES, TRIALS)"
 
 setup: $(VENV)/.installed .debian-packages
 
@@ -90,6 +93,16 @@ label-table: setup
 .PHONY: sweep
 sweep: setup
 	$(VPY) -m pipeline sweep --config $(call quote,$(SWEEP_CONFIG))
+
+# Model search (docs/search.md): an Optuna study over the compression recipes, each trial timed on DEVICE
+# interleaved against ptq_int8; the constraints and counts are optional, the config's values otherwise.
+.PHONY: search
+search: setup
+	$(VPY) -m pipeline search --config $(call quote,$(SEARCH_CONFIG)) --device $(call quote,$(DEVICE)) \
+		$(if $(LATENCY_MS),--latency-ms $(call quote,$(LATENCY_MS))) \
+		$(if $(LATENCY_RATIO),--latency-ratio $(call quote,$(LATENCY_RATIO))) \
+		$(if $(MAX_BYTES),--max-bytes $(call quote,$(MAX_BYTES))) \
+		$(if $(TRIALS),--trials $(call quote,$(TRIALS))) $(if $(WORKERS),--workers $(call quote,$(WORKERS)))
 
 clean:
 	rm -rf build

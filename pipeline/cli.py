@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nightly": ("pipeline.commands.nightly", "train, benchmark, record and report every nightly variant"),
     "bench-nightly-noise": ("pipeline.commands.bench_nightly_noise", "unchanged nightlies in a row: false alarms"),
     "sweep": ("pipeline.commands.sweep", "train, benchmark and compare every compression variant of the sweep"),
+    "search": ("pipeline.commands.search", "multi-objective search of compression recipes, timed on the devices"),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.commands.arguments import add_device_job_arguments
 from pipeline.sweep.sweep_config import DEFAULT_CONFIG, load_sweep_config, with_overrides
 from pipeline.sweep.sweep_job import run_sweep
 from pipeline.sweep.sweep_table import format_table
@@ -14,13 +15,7 @@ from pipeline.sweep.sweep_table import format_table
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="sweep TOML file (default: %(default)s)")
-    parser.add_argument("--device", action="append", metavar="NAME",
-                        help="benchmark on this device (repeatable; default: the config's devices)")
-    parser.add_argument("--devices", metavar="FILE", help="device inventory (default: the config's devices_file, "
-                                                          "else $DEVICES, else ./devices.toml)")
-    parser.add_argument("--db", metavar="URL", help="results database (default: the config's results_db, "
-                                                    "else $RESULTS_DB, else results/results.db)")
-    parser.add_argument("--reports", metavar="DIR", help="reports folder (default: the config's reports_dir)")
+    add_device_job_arguments(parser, "benchmark on this device (repeatable; default: the config's devices)")
 
 
 def run(args: argparse.Namespace) -> int:
