@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 
 from pipeline.core.artifacts import Manifest
+from pipeline.core.safe_text import one_line
 from pipeline.core.variants import VARIANTS, RunVariants, compressed_variant
 from pipeline.devices import Baseline, DeviceProfile, benchmark_ab, failure_reason, run_on_devices
 from pipeline.errors import UserError
@@ -96,6 +97,8 @@ def time_against_baseline(profiles: list[DeviceProfile], run_name: str, candidat
         raise UserError(f"timing on {device} failed: {failure_reason(device, error)}")
     timings = {}
     for device, document in results.succeeded.items():
+        if document.get("mismatch"):  # the board contradicts the host: its timing is no evidence for this trial
+            raise UserError(f"timing on {device} failed: {one_line(str(document['mismatch']))}")
         a_rounds, b_rounds = (document["ab"][side].get("round_samples_ms") for side in ("a", "b"))
         if not a_rounds or not b_rounds:
             raise UserError(f"timing on {device} failed: the agent returned no rounds")
