@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import sys
 from pathlib import Path
 
 import optuna
@@ -13,6 +14,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from pipeline.devices.inventory import DeviceProfile
 from pipeline.errors import UserError
 from pipeline.results import ResultsStore
 from pipeline.search import feasibility
@@ -24,11 +26,15 @@ from pipeline.search.config import (
     with_overrides,
 )
 from pipeline.search.found import config_sections, write_found
+from pipeline.search.objective import check_on_devices, time_against_baseline
 from pipeline.search.pruning import should_prune
 from pipeline.search.space import draw, trial_config
 from pipeline.search.study import QUEUED, open_study, sampler, storage_url, top_up
 from pipeline.training.config import load_config
+from tests.agent_fixtures import agent_models  # noqa: F401
 from tests.conftest import REPO, run_cli
+from tests.sshd_fixtures import QUICK_BENCH
+from tests.test_devices_consistency import altered_weights
 from tests.test_makefile_variables import _make
 
 CONFIG = REPO / "configs" / "search.toml"
@@ -217,3 +223,16 @@ def test_a_study_is_not_reopened_with_other_objectives(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="already exists with the objectives accuracy, speedup@local"):
         open_study(with_overrides(config, devices=["rpi5"]))
     assert open_study(config).user_attrs["objectives"] == ["accuracy", "speedup@local"]
+
+
+def test_a_board_that_contradicts_the_host_fails_the_trial_instead_of_timing_it(agent_models, tmp_path):
+    """The candidate's weights differ from what the host built (its reference outputs): no speed-up is taken."""
+    int8 = agent_models.int8
+    profile = DeviceProfile(name="local", transport="local", workdir=str(tmp_path / "device"),
+                            python=sys.executable, **QUICK_BENCH)
+    altered = (altered_weights(int8.model, tmp_path / "altered.tflite"), int8.samples)
+    with pytest.raises(UserError, match="checking on local failed: result contradicts the host"):
+        check_on_devices([profile], "search-mismatch", altered)
+    check_on_devices([profile], "search-honest", (int8.model, int8.samples))
+    assert time_against_baseline([profile], "search-honest", (int8.model, int8.samples),
+                                 (int8.model, int8.samples), rounds=3)["local"].rounds == 3

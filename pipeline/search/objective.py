@@ -21,7 +21,7 @@ import optuna
 from pipeline.core.artifacts import Manifest
 from pipeline.core.safe_text import one_line
 from pipeline.core.variants import VARIANTS, RunVariants, compressed_variant
-from pipeline.devices import Baseline, DeviceProfile, benchmark_ab, failure_reason, run_on_devices
+from pipeline.devices import Baseline, DeviceProfile, benchmark, benchmark_ab, failure_reason, run_on_devices
 from pipeline.errors import UserError
 from pipeline.results import DEFAULT_RULES
 from pipeline.results.ab_test import paired_test
@@ -87,6 +87,18 @@ class Timing:
     rounds: int
 
 
+def check_on_devices(profiles: list[DeviceProfile], run_name: str, candidate: tuple[Path, Path]) -> None:
+    """Run the candidate once as `bench` does, outputs checked against the host's reference: a board that
+    contradicts the host (another model, a broken runtime) fails the trial before any timing is taken.
+    The interleaved A/B that follows times the models but does not check their outputs."""
+    results = run_on_devices(profiles, candidate[0], candidate[1], run_name, benchmark)
+    for device, error in results.failed.items():
+        raise UserError(f"checking on {device} failed: {failure_reason(device, error)}")
+    for device, document in results.succeeded.items():
+        if document.get("mismatch"):
+            raise UserError(f"checking on {device} failed: {one_line(document['mismatch'])}")
+
+
 def time_against_baseline(profiles: list[DeviceProfile], run_name: str, candidate: tuple[Path, Path],
                           baseline: tuple[Path, Path], rounds: int) -> dict[str, Timing]:
     """The candidate (A) against PTQ int8 (B) in alternating rounds on every device, each under its
@@ -97,8 +109,6 @@ def time_against_baseline(profiles: list[DeviceProfile], run_name: str, candidat
         raise UserError(f"timing on {device} failed: {failure_reason(device, error)}")
     timings = {}
     for device, document in results.succeeded.items():
-        if document.get("mismatch"):  # the board contradicts the host: its timing is no evidence for this trial
-            raise UserError(f"timing on {device} failed: {one_line(str(document['mismatch']))}")
         a_rounds, b_rounds = (document["ab"][side].get("round_samples_ms") for side in ("a", "b"))
         if not a_rounds or not b_rounds:
             raise UserError(f"timing on {device} failed: the agent returned no rounds")
@@ -128,6 +138,7 @@ class Objective:
         name = compressed_variant(config).name
         variants = RunVariants(run_dir_for(config))
         accuracy = validation_accuracy(config, manifest, variants.files(name).model)
+        check_on_devices(self.profiles, config.run.name, variants.files(name))
         timings = time_against_baseline(self.profiles, config.run.name, variants.files(name),
                                          variants.files(PTQ_BASELINE), self.config.study.ab_rounds)
         measured = {"variant": name, "val_accuracy": accuracy, "bytes": variants.metrics_of(name)["bytes"],
