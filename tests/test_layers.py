@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own package and anything in a lower layer):
 errors and the device agent (standalone); core; models and TFLite files; the four domains
 (training, Edge TPU, devices, results); the nightly and the test infrastructure; the compression sweep (it
-reuses the nightly's report pieces); the CLI commands; the CLI.
+reuses the nightly's report pieces) and the model search; the CLI commands; the CLI.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "models": 2, "pipeline.tflite": 2,
     "pipeline.training": 3, "pipeline.edgetpu": 3, "pipeline.devices": 3, "pipeline.results": 3,
     "pipeline.nightly": 4, "pipeline.testing": 4,
-    "pipeline.sweep": 5,
+    "pipeline.sweep": 5, "pipeline.search": 5,
     "pipeline.commands": 6,
     "pipeline.cli": 7, "pipeline.__main__": 8, "pipeline": 8,
 }

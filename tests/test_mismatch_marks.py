@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.cli import main
-from pipeline.devices.consistency import MISMATCH
+from pipeline.core.marks import MISMATCH
 from pipeline.devices.result_table import format_table
 from pipeline.nightly import html_report, markdown_report
 from pipeline.nightly.report import build_report

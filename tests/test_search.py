@@ -18,16 +18,16 @@ from pipeline.devices.inventory import DeviceProfile
 from pipeline.errors import UserError
 from pipeline.results import ResultsStore
 from pipeline.search import feasibility
-from pipeline.search.config import (
+from pipeline.search.early_stopping import should_prune
+from pipeline.search.found import config_sections, write_found
+from pipeline.search.objective import check_on_devices, time_against_baseline
+from pipeline.search.settings import (
     ConstraintsConfig,
     PrunerConfig,
     SearchConfig,
     load_search_config,
     with_overrides,
 )
-from pipeline.search.found import config_sections, write_found
-from pipeline.search.objective import check_on_devices, time_against_baseline
-from pipeline.search.pruning import should_prune
 from pipeline.search.space import draw, trial_config
 from pipeline.search.study import QUEUED, open_study, sampler, storage_url, top_up
 from pipeline.training.config import load_config

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from optuna.trial import TrialState
 
-from pipeline.search.config import load_search_config
+from pipeline.search.settings import load_search_config
 from pipeline.search.study import QUEUED, open_study
 from pipeline.training.config import load_config
 from tests.conftest import REPO, run_cli

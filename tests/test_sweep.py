@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.nightly.report import Failure
-from pipeline.sweep.pareto import dominates, pareto_front
+from pipeline.results.pareto import dominates, pareto_front
 from pipeline.sweep.sweep_config import load_sweep_config, plan_runs, with_overrides
 from pipeline.sweep.sweep_publish import publish
 from pipeline.sweep.sweep_report import Interleaved, Measurement, RunEvidence, SweepReport, VariantRow

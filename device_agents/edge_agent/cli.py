@@ -113,7 +113,7 @@ def error_document(message: str) -> dict[str, Any]:
 def _run_safely(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .ab import run_ab  # numpy is imported only once the arguments are valid
     from .benchmark import run_benchmark
-    from .schema import SchemaError, check_ab_document, check_benchmark_document
+    from .document_schema import SchemaError, check_ab_document, check_benchmark_document
 
     try:
         document = run_ab(args) if args.baseline_model else run_benchmark(args)

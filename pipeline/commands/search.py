@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from pipeline.commands.arguments import add_device_job_arguments, ascii_int
-from pipeline.search.config import DEFAULT_CONFIG, load_search_config, with_overrides
-from pipeline.search.job import run_search
+from pipeline.search.driver import run_search
+from pipeline.search.settings import DEFAULT_CONFIG, load_search_config, with_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser, command_name: str) -> None:

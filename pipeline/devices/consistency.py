@@ -20,7 +20,6 @@ import numpy as np
 
 from pipeline.devices.inventory import DeviceProfile
 
-MISMATCH = "MISMATCH"  # how every table marks a result that contradicts the host
 QUANTIZED_LEVELS = {np.dtype(np.int8): 255, np.dtype(np.uint8): 255}  # full scale of an output, in steps
 
 

@@ -1,7 +1,7 @@
 """The host's checks on a board's document before anything shows or stores it.
 
 Every document a device sends passes here (bench, nightly, sweep): the agent's own schema
-(device_agents/edge_agent/schema.py), the host's recomputation of the latency summary from the raw
+(device_agents/edge_agent/document_schema.py), the host's recomputation of the latency summary from the raw
 samples, and energy only from a board whose inventory names a meter. A document that fails is refused
 as that device's failure, in one line naming the device and the field; it is never a result.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from device_agents.edge_agent.schema import SchemaError, check_ab_document, check_benchmark_document
+from device_agents.edge_agent.document_schema import SchemaError, check_ab_document, check_benchmark_document
 from pipeline.devices.inventory import DeviceProfile
 from pipeline.devices.transport.connection import DeviceError
 

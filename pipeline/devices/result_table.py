@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.artifacts import write_json
+from pipeline.core.marks import MISMATCH
 from pipeline.core.safe_text import one_line, table_cell
-from pipeline.devices.consistency import MISMATCH
 from pipeline.devices.group import GroupResult, failure_reason
 
 BENCH_DIR = "bench"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.core.marks import MISMATCH
 from pipeline.core.safe_text import one_line
-from pipeline.devices.consistency import MISMATCH
 from pipeline.nightly import comparison_table as table
 from pipeline.nightly import text
 from pipeline.nightly.report import NightlyReport

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from device_agents.edge_agent.schema import LATENCY_FIELDS, SchemaError, check_benchmark_document, field_value
+from device_agents.edge_agent.document_schema import LATENCY_FIELDS, SchemaError, check_benchmark_document, field_value
 from pipeline.errors import UserError
 
 SAMPLE_DTYPE = "<f8"

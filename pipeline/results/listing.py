@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipeline.core.marks import MISMATCH
 from pipeline.core.safe_text import table_cell
-from pipeline.devices.consistency import MISMATCH
 from pipeline.results.db import Row
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.search.config import SearchConfig
+from pipeline.search.settings import SearchConfig
 
 
 def objective_names(config: SearchConfig) -> list[str]:

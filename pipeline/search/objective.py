@@ -26,9 +26,9 @@ from pipeline.errors import UserError
 from pipeline.results import DEFAULT_RULES
 from pipeline.results.ab_test import paired_test
 from pipeline.search import feasibility
-from pipeline.search.config import SearchConfig
+from pipeline.search.early_stopping import INTERMEDIATE, should_prune, stage_validation_accuracy, step_of
 from pipeline.search.found import config_sections
-from pipeline.search.pruning import INTERMEDIATE, should_prune, stage_validation_accuracy, step_of
+from pipeline.search.settings import SearchConfig
 from pipeline.search.space import draw, trial_config
 from pipeline.search.study import QUEUED
 from pipeline.training.config import PipelineConfig

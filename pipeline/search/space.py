@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from pipeline.search.config import NO_STUDENT, SpaceConfig
+from pipeline.search.settings import NO_STUDENT, SpaceConfig
 from pipeline.training.config import PipelineConfig, validate
 
 PRESERVES_ZEROS = ("pqat", "pcqat")

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from pipeline.errors import UserError
 from pipeline.results.db import POSTGRES_SCHEMES, redact_url, resolve_url
 from pipeline.search import feasibility
-from pipeline.search.config import SearchConfig
+from pipeline.search.settings import SearchConfig
 
 SCHEMA = "optuna"  # PostgreSQL schema of the study tables
 SQLITE_TIMEOUT_S = 60  # workers of one SQLite file wait this long for its write lock

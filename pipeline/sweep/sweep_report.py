@@ -16,8 +16,8 @@ from pipeline.core.variants import VARIANT_NAMES, variant
 from pipeline.errors import UserError
 from pipeline.nightly.report import RUN_FIELDS, Failure
 from pipeline.results import ResultsStore
+from pipeline.results.pareto import pareto_front
 from pipeline.results.store import COMPLETE, FAILED, RUNNING
-from pipeline.sweep.pareto import pareto_front
 
 SWEEP_SCHEMA_VERSION = 1
 RUN_KIND = "sweep"

@@ -2,8 +2,8 @@
 Markdown (each adds its own escaping). Missing numbers are '-', a device without an energy meter says so."""
 from __future__ import annotations
 
+from pipeline.core.marks import MISMATCH
 from pipeline.core.safe_text import one_line, table_cell
-from pipeline.devices.consistency import MISMATCH
 from pipeline.nightly import text
 from pipeline.nightly.comparison_table import NO_METER, NOT_RUN
 from pipeline.sweep.sweep_report import SweepReport, VariantRow

@@ -16,8 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.core.safe_text import one_line
 from pipeline.devices import DeviceProfile
 from pipeline.search import feasibility
-from pipeline.search.config import SearchConfig, base_config
 from pipeline.search.objective import Objective
+from pipeline.search.settings import SearchConfig, base_config
 from pipeline.search.study import open_study, queued
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.search.config import PrunerConfig
+from pipeline.search.settings import PrunerConfig
 from pipeline.training.runner import STAGE_NAMES
 
 # The metric of the model a stage hands on, measured on the validation split (first one present).

@@ -19,10 +19,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.core.artifacts import atomic_dir
 from pipeline.core.variants import RunVariants
+from pipeline.results.pareto import pareto_front
 from pipeline.search import feasibility
-from pipeline.search.config import SearchConfig
 from pipeline.search.found import write_found
-from pipeline.sweep.pareto import pareto_front
+from pipeline.search.settings import SearchConfig
 
 SHARED_RUN = "shared_run:"  # study user attributes <this>:<host>:<pid>:<time>: each shared run's stage outcomes
 

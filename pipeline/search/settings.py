@@ -81,7 +81,7 @@ class ConstraintsConfig:
 
 @dataclass(frozen=True)
 class PrunerConfig:
-    """The median rule on validation accuracy after each training stage (see pipeline/search/pruning.py)."""
+    """The median rule on validation accuracy after each training stage (see pipeline/search/early_stopping.py)."""
 
     kind: str = "median"
     startup_trials: int = 4  # finished trials needed before any trial is pruned

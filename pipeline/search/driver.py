@@ -16,11 +16,11 @@ import optuna
 
 from pipeline.core.safe_text import one_line
 from pipeline.devices.inventory import inventory_path, load_inventory, select_devices
-from pipeline.search.config import SearchConfig, base_config
 from pipeline.search.objective import shared_stages
-from pipeline.search.report import SHARED_RUN, publish
+from pipeline.search.settings import SearchConfig, base_config
 from pipeline.search.study import open_study, top_up
-from pipeline.search.workers import run_workers
+from pipeline.search.study_report import SHARED_RUN, publish
+from pipeline.search.worker_pool import run_workers
 
 
 def _log(message: str) -> None:
