@@ -2,7 +2,7 @@
 
 Digits are a dataset with a handedness (a mirrored 2 is no 2), small enough to try the pipeline's
 augmentation presets on in minutes (docs/augmentation.md). Each image is one digit, white on black,
-28x28 grayscale, in a font, size, stroke width, position and slant drawn at random, with noise:
+28x28 grayscale, in a font, size, stroke width, position, slant, shear and blur drawn at random, with noise:
     .venv/bin/python scripts/make_digits_folder.py --out build/digits
 writes build/digits/train/<0-9>/*.png and build/digits/test/<0-9>/*.png (data.format = "folder").
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
 SIZE = 28
@@ -34,21 +34,26 @@ def installed_fonts() -> list[Path]:
 
 
 def render_digit(digit: int, font_path: Path, rng: np.random.Generator) -> np.ndarray:
-    """One digit as uint8 [SIZE, SIZE]: random size, stroke, offset, slant and noise."""
+    """One digit as uint8 [SIZE, SIZE]: random size, stroke, offset, slant, shear, blur and noise, so that
+    fonts vary about as much as handwriting does."""
     canvas = SIZE * SCALE
-    font = ImageFont.truetype(str(font_path), int(rng.uniform(0.55, 0.85) * canvas))
+    font = ImageFont.truetype(str(font_path), int(rng.uniform(0.45, 0.85) * canvas))
     image = Image.new("L", (canvas, canvas), 0)
     draw = ImageDraw.Draw(image)
     stroke = int(rng.integers(0, 3)) * SCALE // 2
     left, top, right, bottom = draw.textbbox((0, 0), str(digit), font=font, stroke_width=stroke)
-    shift = rng.uniform(-0.1, 0.1, 2) * canvas
+    shift = rng.uniform(-0.12, 0.12, 2) * canvas
     x = (canvas - (right - left)) / 2 - left + shift[0]
     y = (canvas - (bottom - top)) / 2 - top + shift[1]
-    draw.text((x, y), str(digit), fill=int(rng.integers(180, 256)), font=font, stroke_width=stroke,
+    draw.text((x, y), str(digit), fill=int(rng.integers(120, 256)), font=font, stroke_width=stroke,
               stroke_fill=255)
-    image = image.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR)
+    shear = rng.uniform(-0.3, 0.3)
+    image = image.transform(image.size, Image.Transform.AFFINE, (1, shear, -shear * canvas / 2, 0, 1, 0),
+                            resample=Image.Resampling.BILINEAR)
+    image = image.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5) * SCALE))
     pixels = np.asarray(image.resize((SIZE, SIZE), Image.Resampling.LANCZOS), dtype=np.float32)
-    pixels += rng.normal(0, rng.uniform(0, 12), pixels.shape)
+    pixels += rng.normal(0, rng.uniform(0, 20), pixels.shape)
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 

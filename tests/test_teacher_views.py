@@ -59,6 +59,12 @@ def test_the_teacher_sees_exactly_the_augmented_images_the_student_trains_on(ima
     assert np.abs(augmented - other_view).max() > 1e-3  # and the next view is another one
 
 
+def test_a_view_that_rotates_and_shifts_still_matches_its_teacher_logits(images):
+    """digits-text adds rotations and shifts (draws of their own): the teacher still sees the student's pixels."""
+    digits = _check_view(images, PRESETS["digits-text"].training)
+    assert np.abs(digits - _check_view(images, NATURAL)).max() > 1e-3  # another augmentation than natural's
+
+
 def test_a_view_of_images_streamed_from_files_keeps_each_image_with_its_logits(images, tmp_path):
     paths = []
     for position, image in enumerate(images.pixels):

@@ -78,8 +78,7 @@ AugmentSetting = bool | str | dict
 
 def policy_of(setting: AugmentSetting, views: bool, where: str) -> AugmentPolicy:
     """The policy an `augment` setting names (`views`: SimCLR's views); `where` names it in errors."""
-    if isinstance(setting, bool):
-        return policy_of("natural" if setting else "none", views, where)
+    setting = _preset_name(setting)
     if isinstance(setting, str):
         if setting not in PRESETS:
             raise UserError(f"{where} = {setting!r} is not a preset; choose one of: {', '.join(PRESETS)} "
@@ -94,10 +93,15 @@ def policy_of(setting: AugmentSetting, views: bool, where: str) -> AugmentPolicy
 def policy_record(setting: AugmentSetting, views: bool, where: str) -> dict[str, Any]:
     """What the manifest records and the cache key hashes: the preset's name ("custom" for a table)
     and every knob."""
-    if isinstance(setting, bool):
-        setting = "natural" if setting else "none"
-    preset = "custom" if isinstance(setting, dict) else setting
+    preset = "custom" if isinstance(setting, dict) else _preset_name(setting)
     return {"preset": preset, **dataclasses.asdict(policy_of(setting, views, where))}
+
+
+def _preset_name(setting: AugmentSetting) -> str | dict:
+    """true and false as the presets they stand for."""
+    if isinstance(setting, bool):
+        return "natural" if setting else "none"
+    return setting
 
 
 def _from_table(table: dict, where: str) -> AugmentPolicy:

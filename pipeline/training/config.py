@@ -298,7 +298,7 @@ def _validate_augment(config: PipelineConfig, src: str) -> None:
     """Every section's policy parses; SimCLR gets views that differ; no noise where a teacher's view is
     rebuilt from stored draws (they do not hold the noise)."""
     policies = {section: config.augment_policy(section) for section in TRAINING_SECTIONS}
-    if config.pretrain.method == "simclr" and not policies["pretrain"].changes_images:
+    if config.pretrain.method == "simclr" and not config.model.path and not policies["pretrain"].changes_images:
         raise UserError(f"{src}: pretrain.augment changes nothing, so SimCLR's two views of an image are the same "
                         f"pixels and it learns nothing; choose a preset (natural, digits-text) or pretrain.method")
     recoveries = ("slim", "prune", "cluster")
