@@ -197,5 +197,5 @@ def test_changing_a_stage_policy_reruns_it_and_the_manifest_records_it(copied_ru
     assert [status[s] for s in ("data", "pretrain", "finetune")] == ["cached"] * 3
     assert status["prune"] == "done" and status["quantize"] == "done"
     recorded = manifest.stage("prune")["config"]["prune"]["augment"]
-    assert recorded["preset"] == "digits-text" and recorded["flip"] == "none" and recorded["rotation"] == 10.0
+    assert recorded["preset"] == "digits-text" and recorded["flip"] == "none" and recorded["rotation"] == 5.0
     assert manifest.stage("quantize")["config"]["quantize"]["augment"]["preset"] == "natural"

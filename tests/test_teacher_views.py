@@ -60,7 +60,7 @@ def test_the_teacher_sees_exactly_the_augmented_images_the_student_trains_on(ima
 
 
 def test_a_view_that_rotates_and_shifts_still_matches_its_teacher_logits(images):
-    """digits-text adds rotations and shifts (draws of their own): the teacher still sees the student's pixels."""
+    """digits-text adds rotations (draws of their own): the teacher still sees the student's pixels."""
     digits = _check_view(images, PRESETS["digits-text"].training)
     assert np.abs(digits - _check_view(images, NATURAL)).max() > 1e-3  # another augmentation than natural's
 

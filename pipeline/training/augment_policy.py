@@ -46,27 +46,28 @@ class Preset:
     for everything else that trains on images (fine-tuning, distillation, recovery, QAT, rotation
     pretraining)."""
 
-    purpose: str
     training: AugmentPolicy
     views: AugmentPolicy
 
 
 NONE = AugmentPolicy()
 PRESETS = {
+    # Photos of objects, clothes, animals, scenes: whatever is the same class mirrored. The default, and
+    # the augmentation the pipeline always made (a seeded run draws the same views).
     "natural": Preset(
-        "photos of objects, clothes, animals, scenes: whatever stays the same class when mirrored (the default)",
         training=AugmentPolicy(flip="horizontal", crop_area=(0.75, 1.0), aspect=(3 / 4, 4 / 3), brightness=0.1,
                                contrast=0.1),
         views=AugmentPolicy(flip="horizontal", crop_area=(0.3, 1.0), aspect=(3 / 4, 4 / 3), brightness=0.4,
                             contrast=0.5, noise=0.05)),
+    # Digits, letters, signs, anything with a handedness (a mirrored 2 is no 2): no flips, mild crops that
+    # keep the glyph whole, small rotations; SimCLR's views are natural's without the flip, turned a little.
     "digits-text": Preset(
-        "digits, letters, signs, anything with a handedness: no flips, mild crops, small rotations and shifts",
-        training=AugmentPolicy(crop_area=(0.85, 1.0), aspect=(0.9, 1 / 0.9), rotation=10.0, translation=0.08,
-                               brightness=0.1, contrast=0.1),
-        views=AugmentPolicy(crop_area=(0.6, 1.0), aspect=(0.8, 1.25), rotation=15.0, translation=0.1,
-                            brightness=0.4, contrast=0.5, noise=0.05)),
-    "none": Preset("no augmentation: small datasets that already show every variation, or a baseline",
-                   training=NONE, views=NONE),
+        training=AugmentPolicy(crop_area=(0.9, 1.0), aspect=(0.9, 1 / 0.9), rotation=5.0, brightness=0.1,
+                               contrast=0.1),
+        views=AugmentPolicy(crop_area=(0.3, 1.0), aspect=(3 / 4, 4 / 3), rotation=10.0, brightness=0.4,
+                            contrast=0.5, noise=0.05)),
+    # Nothing changed: a baseline, or images that already vary as much as the ones the model will meet.
+    "none": Preset(training=NONE, views=NONE),
 }
 FOLLOW_FINETUNE = "finetune"  # the value that makes a section use [finetune]'s setting
 KNOBS = tuple(f.name for f in dataclasses.fields(AugmentPolicy))
