@@ -55,6 +55,14 @@ def test_cli_prints_one_line_and_exits_1(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "label_fraction" in lines[0]
 
 
+def test_cli_refuses_a_bad_augmentation_policy_in_one_line(tmp_path):
+    path = write(tmp_path, '[finetune.augment]\n"rota\\ntion" = 5\n')  # a knob name with a line break in it
+    result = run_cli("run", "--config", str(path))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "finetune.augment: unknown knob 'rota\\ntion'" in lines[0]
+
+
 def test_missing_config_file_names_it():
     result = run_cli("run", "--config", "configs/nope.toml")
     assert result.returncode == 1

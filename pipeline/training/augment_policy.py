@@ -109,7 +109,7 @@ def _from_table(table: dict, where: str) -> AugmentPolicy:
     """A policy from a table of knobs; the knobs it leaves out change nothing."""
     unknown = sorted(set(table) - set(KNOBS))
     if unknown:
-        raise UserError(f"{where}: unknown knob '{unknown[0]}' (knobs: {', '.join(KNOBS)})")
+        raise UserError(f"{where}: unknown knob {unknown[0]!r} (knobs: {', '.join(KNOBS)})")
     values: dict[str, Any] = {}
     for name, value in table.items():
         key = f"{where}.{name}"
