@@ -2,6 +2,7 @@
 import numpy as np
 
 from models import build_classifier
+from pipeline.training.augment_policy import NONE
 from pipeline.training.config import DataConfig
 from pipeline.training.datasets import in_memory, load_dataset
 from pipeline.training.fit import keras_accuracy, labeled_dataset, seed_everything, train_on_labels
@@ -13,7 +14,7 @@ def test_train_on_labels_beats_chance_on_fashion_mnist():
     seed_everything(1)
     model = build_classifier("resnet8", data.input_shape, 10, width=0.25)
     train_on_labels(model, data.train, epochs=6, batch_size=16, learning_rate=3e-3,
-                    seed=1, augmented=False, description="test")
+                    seed=1, policy=NONE, description="test")
     chance = np.bincount(data.test.labels).max() / len(data.test.labels)  # always guessing the commonest class
     assert keras_accuracy(model, data.test) > chance + 0.15
 
@@ -21,7 +22,7 @@ def test_train_on_labels_beats_chance_on_fashion_mnist():
 def test_labeled_dataset_batches_every_image_once_per_epoch():
     images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
     labels = np.arange(10)
-    batches = list(labeled_dataset(in_memory(images, labels), batch_size=4, seed=0, augmented=False))
+    batches = list(labeled_dataset(in_memory(images, labels), batch_size=4, seed=0, policy=NONE))
     assert [len(y) for _, y in batches] == [4, 4, 2]
     seen = np.concatenate([y.numpy() for _, y in batches])
     assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))  # all, shuffled

@@ -8,6 +8,7 @@ from pipeline.core.tf_env import keras
 from pipeline.tflite.conversion import convert_int8
 from pipeline.tflite.evaluation import load_interpreter, run_model
 from pipeline.tflite.verification import inspect_int8
+from pipeline.training.augment_policy import PRESETS
 from pipeline.training.config import DataConfig
 from pipeline.training.datasets import load_dataset
 from pipeline.training.fit import seed_everything, train_on_labels
@@ -66,7 +67,7 @@ def test_ds_cnn_trains_and_converts_to_full_int8(tmp_path):
     model = build_classifier("ds_cnn", data.input_shape, 10, width=0.25)
     before = [weights.copy() for weights in model.get_weights()]
     train_on_labels(model, data.train, epochs=1, batch_size=64, learning_rate=1e-3,
-                    seed=2, augmented=True, description="ds_cnn")
+                    seed=2, policy=PRESETS["natural"].training, description="ds_cnn")
     assert all(not np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True)
                if old.ndim == 4)  # every conv kernel moved
     path = tmp_path / "ds_cnn_int8.tflite"

@@ -160,3 +160,42 @@ def test_code_version_follows_imports_but_not_unrelated_modules():
     expected = {"convert.py", "conversion.py", "verification.py", "graph.py", "samples.py", "quantize.py", "data.py"}
     assert expected <= names
     assert not {"summary.py", "runner.py", "cli.py", "config.py", "toml_config.py", "artifacts.py"} & names
+
+
+def _stage_keys(config) -> dict[str, str]:
+    from pipeline.training.runner import STAGES, _cache_key, external_inputs, run_dir_for
+
+    manifest = Manifest(run_dir_for(config))
+    return {spec.name: _cache_key(spec, config, manifest, external_inputs(spec, config)) for spec in STAGES}
+
+
+def _with(config, section: str, **values):
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)})
+
+
+def test_an_augmentation_policy_is_in_the_key_of_every_stage_it_augments(copied_run):
+    """[pretrain] has its own policy; the stages after fine-tuning follow [finetune]'s unless they set one
+    (convert's key holds the sections that name the compressed variant, so it changes with them)."""
+    before = _stage_keys(copied_run)
+
+    def changed(config) -> set[str]:
+        keys = _stage_keys(config)
+        return {name for name in keys if keys[name] != before[name]}
+
+    assert changed(_with(copied_run, "pretrain", augment="digits-text")) == {"pretrain"}
+    assert changed(_with(copied_run, "finetune", augment="digits-text")) == {
+        "finetune", "distill", "slim", "prune", "cluster", "quantize", "convert"}
+    assert changed(_with(copied_run, "quantize", augment={"rotation": 5.0})) == {"quantize", "convert"}
+    assert changed(_with(copied_run, "finetune", augment="natural")) == set()  # true names the natural preset
+
+
+def test_changing_a_stage_policy_reruns_it_and_the_manifest_records_it(copied_run):
+    config = _with(copied_run, "prune", augment="digits-text")
+    log = []
+    manifest = run_stages(config, log=log.append)
+    status = statuses(log)
+    assert [status[s] for s in ("data", "pretrain", "finetune")] == ["cached"] * 3
+    assert status["prune"] == "done" and status["quantize"] == "done"
+    recorded = manifest.stage("prune")["config"]["prune"]["augment"]
+    assert recorded["preset"] == "digits-text" and recorded["flip"] == "none" and recorded["rotation"] == 5.0
+    assert manifest.stage("quantize")["config"]["quantize"]["augment"]["preset"] == "natural"

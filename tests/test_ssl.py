@@ -7,6 +7,7 @@ import pytest
 from models import build_classifier, encoder_of
 from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras, tf
+from pipeline.training.augment_policy import PRESETS
 from pipeline.training.config import DataConfig
 from pipeline.training.datasets import load_dataset
 from pipeline.training.fit import seed_everything
@@ -62,7 +63,8 @@ def test_rotation_pretraining_learns_to_tell_the_rotation(images):
     """30 steps on 64 clothing images (fresh rotations each step): the loss falls below chance, log 4 = 1.39."""
     seed_everything(1)
     encoder = encoder_of(build_classifier("resnet8", (28, 28, 1), 10, width=0.25))
-    step = make_train_step(encoder, rotation_head(encoder.output_shape[-1]), keras.optimizers.Adam(1e-2))
+    step = make_train_step(encoder, rotation_head(encoder.output_shape[-1]), keras.optimizers.Adam(1e-2),
+                           PRESETS["natural"].training)
     batch = tf.constant(to_float(images))
     losses = [float(step(batch)) for _ in range(30)]
     assert np.mean(losses[-5:]) < min(math.log(ROTATIONS) - 0.08, np.mean(losses[:3]) - 0.1), losses

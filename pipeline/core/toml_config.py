@@ -20,7 +20,8 @@ def check_type(value: Any, expected: type, where: str) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-        raise UserError(f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+        name = getattr(expected, "__name__", None) or " or ".join(kind.__name__ for kind in typing.get_args(expected))
+        raise UserError(f"{where} must be {name}, got {type(value).__name__} {value!r}")
     check_finite(value, where)
     return value
 

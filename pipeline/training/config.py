@@ -17,6 +17,7 @@ from pipeline.core.runs import DEFAULT_BUILD_DIR, DEFAULT_RUN
 from pipeline.core.toml_config import choice, in_range, read_toml, section_from_dict
 from pipeline.core.variants import QUANTIZE_METHODS, recipe_of
 from pipeline.errors import UserError
+from pipeline.training.augment_policy import FOLLOW_FINETUNE, AugmentPolicy, AugmentSetting, policy_of, policy_record
 
 DEFAULT_DATASET = "/usr/share/datasets/fashion-mnist"
 MODEL_NAMES = ("resnet8", "ds_cnn", "mobilenet_v2")
@@ -30,6 +31,8 @@ CHANNEL_CRITERIA = ("l1", "bn_gamma")  # checked before TensorFlow loads; traini
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based")  # TF-MOT names (training/clustering.py)
 RECOVERIES = ("labels", "teacher")  # how slim, prune and cluster fine-tune (training/teacher_training.py)
 TRAINING_SECTIONS = ("pretrain", "finetune", "distill", "slim", "prune", "cluster", "quantize")
+# `augment` (every training section): true (natural), false (none), a preset name, a table of knobs
+# (pipeline/training/augment_policy.py) or, after fine-tuning, "finetune": [finetune]'s setting.
 # Far above any sensible setting, low enough that a typo fails at once instead of running for weeks.
 UPPER_LIMITS = {"model.width": 64, "distill.width": 64, "pretrain.temperature": 100, "distill.temperature": 100,
                 "cluster.clusters": 1 << 16, "distill.view_epochs": 100_000,
@@ -81,6 +84,7 @@ class PretrainConfig:
     learning_rate: float = 2e-3
     temperature: float = 0.2  # NT-Xent temperature
     projection_dim: int = 64
+    augment: AugmentSetting = True  # SimCLR's two views use the preset's strong policy
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class FinetuneConfig:
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
-    augment: bool = True
+    augment: AugmentSetting = True
     scratch_baseline: bool = True  # also train the same recipe from random weights
 
 
@@ -110,6 +114,7 @@ class DistillConfig:
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 2e-3
+    augment: AugmentSetting = FOLLOW_FINETUNE
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class SlimConfig:
     epochs: int = 4
     batch_size: int = 64
     learning_rate: float = 5e-4
+    augment: AugmentSetting = FOLLOW_FINETUNE
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ class PruneConfig:
     learning_rate: float = 3e-4
     frequency: int = 20  # prune every N steps; TF-MOT's default 100 is too coarse for short runs
     recovery: str = "labels"  # fine-tune on the labelled images, or "teacher": distil from the unpruned model
+    augment: AugmentSetting = FOLLOW_FINETUNE
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class ClusterConfig:
     epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-4
+    augment: AugmentSetting = FOLLOW_FINETUNE
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,7 @@ class QuantizeConfig:
     epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-4
+    augment: AugmentSetting = FOLLOW_FINETUNE
 
 
 @dataclass(frozen=True)
@@ -181,8 +190,26 @@ class PipelineConfig:
     source: str = "<defaults>"  # the file it was read from, for error messages
 
     def section(self, name: str) -> dict[str, Any]:
-        """One section as a plain dict (what a stage's cache key hashes)."""
-        return dataclasses.asdict(getattr(self, name))
+        """One section as a plain dict (what a stage's cache key hashes and the manifest records), its
+        `augment` setting as the policy it names."""
+        values = dataclasses.asdict(getattr(self, name))
+        if "augment" in values:
+            values["augment"] = policy_record(*self._augment_setting(name))
+        return values
+
+    def augment_policy(self, section: str) -> AugmentPolicy:
+        """The augmentation policy of a training section."""
+        return policy_of(*self._augment_setting(section))
+
+    def _augment_setting(self, section: str) -> tuple[AugmentSetting, bool, str]:
+        """The section's `augment` setting (with "finetune" followed), whether it is for SimCLR's views,
+        and its name for errors."""
+        setting = getattr(self, section).augment
+        if setting == FOLLOW_FINETUNE and section != "finetune":
+            setting, where = self.finetune.augment, f"{self.source}: finetune.augment"
+        else:
+            where = f"{self.source}: {section}.augment"
+        return setting, section == "pretrain" and self.pretrain.method == "simclr", where
 
 
 def _setting(config: PipelineConfig, key: str) -> Any:
@@ -206,6 +233,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
              low_open=True, high_open=False)
     in_range(config.prune.target_sparsity, 0.0, 1.0, f"{src}: prune.target_sparsity", low_open=False, high_open=True)
     _validate_compression(config, src)
+    _validate_augment(config, src)
     positive = {
         "model.width": config.model.width,
         "pretrain.batch_size": config.pretrain.batch_size,
@@ -264,6 +292,21 @@ def _validate_compression(config: PipelineConfig, src: str) -> None:
     for section in ("slim", "prune", "cluster"):
         choice(getattr(config, section).recovery, RECOVERIES, f"{src}: {section}.recovery")
     recipe_of(config)
+
+
+def _validate_augment(config: PipelineConfig, src: str) -> None:
+    """Every section's policy parses; SimCLR gets views that differ; no noise where a teacher's view is
+    rebuilt from stored draws (they do not hold the noise)."""
+    policies = {section: config.augment_policy(section) for section in TRAINING_SECTIONS}
+    if config.pretrain.method == "simclr" and not config.model.path and not policies["pretrain"].changes_images:
+        raise UserError(f"{src}: pretrain.augment changes nothing, so SimCLR's two views of an image are the same "
+                        f"pixels and it learns nothing; choose a preset (natural, digits-text) or pretrain.method")
+    recoveries = ("slim", "prune", "cluster")
+    with_teacher = [section for section in recoveries if getattr(config, section).recovery == "teacher"]
+    for section in with_teacher + (["distill"] if config.distill.student else []):
+        if policies[section].noise:
+            raise UserError(f"{src}: {section}.augment adds noise = {policies[section].noise:g}, which training "
+                            f"against a teacher cannot repeat; set noise = 0 for [{section}]")
 
 
 def _validate_images(data: DataConfig, src: str) -> None:

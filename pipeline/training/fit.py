@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
-from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.augment import augment
+from pipeline.training.augment_policy import AugmentPolicy
 from pipeline.training.image_set import ImageSet, model_input
 
 EVAL_BATCH = 512
@@ -23,12 +24,12 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def labeled_dataset(images: ImageSet, batch_size: int, seed: int, augmented: bool) -> tf.data.Dataset:
-    """Shuffled, batched (float image, label) pairs; light augmentation when asked."""
+def labeled_dataset(images: ImageSet, batch_size: int, seed: int, policy: AugmentPolicy) -> tf.data.Dataset:
+    """Shuffled, batched (float image, label) pairs, augmented as `policy` says."""
     ds = images.dataset(labelled=True, shuffle_seed=seed).batch(batch_size)
     ds = ds.map(lambda x, y: (model_input(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    if augmented:
-        ds = ds.map(lambda x, y: (augment(x, FINETUNE_STRENGTH), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if policy.changes_images:
+        ds = ds.map(lambda x, y: (augment(x, policy), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -98,10 +99,10 @@ def compile_classifier(model: keras.Model, learning_rate: float, decay_steps: in
 
 
 def train_on_labels(model: keras.Model, images: ImageSet, *, epochs: int, batch_size: int,
-                    learning_rate: float, seed: int, augmented: bool, description: str,
+                    learning_rate: float, seed: int, policy: AugmentPolicy, description: str,
                     callbacks: list | None = None) -> float:
     """The one supervised recipe of fine-tuning, pruning and QAT: compile, batch, fit; images per second."""
     steps = -(-len(images) // batch_size)
     compile_classifier(model, learning_rate, epochs * steps)
-    dataset = labeled_dataset(images, batch_size, seed, augmented)
+    dataset = labeled_dataset(images, batch_size, seed, policy)
     return fit(model, dataset, epochs, steps, batch_size, description, callbacks)

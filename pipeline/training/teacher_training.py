@@ -22,7 +22,8 @@ import numpy as np
 
 from models import outputs_probabilities
 from pipeline.core.tf_env import keras, tf
-from pipeline.training.augment import DRAWS, FINETUNE_STRENGTH, augment_with
+from pipeline.training.augment import DRAW_GROUPS, augment_with
+from pipeline.training.augment_policy import AugmentPolicy
 from pipeline.training.config import ClusterConfig, PipelineConfig, PruneConfig, SlimConfig
 from pipeline.training.datasets import labeled_subset
 from pipeline.training.distillation import Distiller
@@ -47,19 +48,20 @@ def distillation_images(config: PipelineConfig, data: RunData) -> ImageSet:
 
 def view_draws(count: int, seed: int, view: int) -> np.ndarray:
     """The uniform draws [count, len(DRAWS)] that decide view number `view` of `count` images."""
-    return np.random.default_rng([seed, view]).random((count, len(DRAWS)), dtype=np.float32)
+    rng = np.random.default_rng([seed, view])
+    return np.hstack([rng.random((count, len(group)), dtype=np.float32) for group in DRAW_GROUPS])
 
 
-def _view(images: tf.Tensor, draws: tf.Tensor, augmented: bool) -> tf.Tensor:
-    """A uint8 batch as the model input of one view (FINETUNE_STRENGTH has no noise, so draws decide it all)."""
+def _view(images: tf.Tensor, draws: tf.Tensor, policy: AugmentPolicy) -> tf.Tensor:
+    """A uint8 batch as the model input of one view (the policy has no noise, so draws decide it all)."""
     x = model_input(images)
-    return augment_with(x, draws, FINETUNE_STRENGTH) if augmented else x
+    return augment_with(x, draws, policy) if policy.changes_images else x
 
 
-def teacher_logits(teacher: keras.Model, images: ImageSet, draws: np.ndarray, augmented: bool) -> np.ndarray:
+def teacher_logits(teacher: keras.Model, images: ImageSet, draws: np.ndarray, policy: AugmentPolicy) -> np.ndarray:
     """The teacher's logits [N, classes] on one view of `images`, in their order."""
     ds = images.dataset(labelled=False, extras=(draws,)).batch(EVAL_BATCH)
-    ds = ds.map(lambda x, d: _view(x, d, augmented), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, d: _view(x, d, policy), num_parallel_calls=tf.data.AUTOTUNE)
     outputs = teacher.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)
     if outputs_probabilities(teacher):  # a user's model may end in a softmax; softmax(log p) = p
         outputs = np.log(np.maximum(outputs, 1e-7))
@@ -67,33 +69,32 @@ def teacher_logits(teacher: keras.Model, images: ImageSet, draws: np.ndarray, au
 
 
 def _view_dataset(images: ImageSet, draws: np.ndarray, logits: np.ndarray, batch_size: int, seed: int,
-                  augmented: bool) -> tf.data.Dataset:
+                  policy: AugmentPolicy) -> tf.data.Dataset:
     """(image, label, labelled flag, teacher logits) batches of one view; an unlabeled image has flag 0
     and a placeholder label."""
     def prepare(x, y, d, t):
-        return _view(x, d, augmented), tf.maximum(y, 0), tf.cast(y >= 0, tf.float32), t
+        return _view(x, d, policy), tf.maximum(y, 0), tf.cast(y >= 0, tf.float32), t
 
     ds = images.dataset(labelled=True, shuffle_seed=seed, extras=(draws, logits)).batch(batch_size)
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def train_with_teacher(student: keras.Model, teacher: keras.Model, images: ImageSet, config: PipelineConfig, *,
-                       epochs: int, batch_size: int, learning_rate: float, description: str,
+                       epochs: int, batch_size: int, learning_rate: float, policy: AugmentPolicy, description: str,
                        callbacks: list | None = None) -> float:
     """Fit `student` to `teacher` on `images` (Adam, cosine decay, distill.temperature and distill.alpha),
-    a new view every distill.view_epochs epochs; return images per second, the teacher's passes included.
-    Call inside the strategy's scope."""
+    a new view (augmented by `policy`) every distill.view_epochs epochs; return images per second, the
+    teacher's passes included. Call inside the strategy's scope."""
     distiller = Distiller(student, config.distill.temperature, config.distill.alpha)
     steps = -(-len(images) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(epochs * steps, 1))
     distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-    augmented = config.finetune.augment
-    view_epochs = config.distill.view_epochs if augmented else max(epochs, 1)  # unaugmented: one view
+    view_epochs = config.distill.view_epochs if policy.changes_images else max(epochs, 1)  # unaugmented: one view
     progress = ProgressBar(description, epochs, steps, batch_size)
     for view, first_epoch in enumerate(range(0, epochs, view_epochs)):
         draws = view_draws(len(images), config.run.seed, view)
-        logits = teacher_logits(teacher, images, draws, augmented)
-        dataset = _view_dataset(images, draws, logits, batch_size, config.run.seed + view, augmented)
+        logits = teacher_logits(teacher, images, draws, policy)
+        dataset = _view_dataset(images, draws, logits, batch_size, config.run.seed + view, policy)
         distiller.fit(dataset, initial_epoch=first_epoch, epochs=min(first_epoch + view_epochs, epochs), verbose=0,
                       callbacks=[progress, *(callbacks or [])])
     return progress.finish()
@@ -107,17 +108,18 @@ def recovery_images(config: PipelineConfig, data: RunData, recovery: str) -> Ima
 
 
 def recover(model: keras.Model, teacher_path: Path, images: ImageSet, config: PipelineConfig,
-            section: SlimConfig | PruneConfig | ClusterConfig, description: str,
-            callbacks: list | None = None) -> float:
-    """Fine-tune `model` after a stage's surgery as `section.recovery` says, on `recovery_images`:
-    from the teacher saved at `teacher_path` (the model before the surgery), or on the labels; images per
-    second. Call inside the strategy's scope."""
+            stage: str, description: str, callbacks: list | None = None) -> float:
+    """Fine-tune `model` after a stage's surgery as its section's `recovery` says, on `recovery_images`:
+    from the teacher saved at `teacher_path` (the model before the surgery), or on the labels, augmented
+    as the section's `augment` says; images per second. Call inside the strategy's scope."""
+    section: SlimConfig | PruneConfig | ClusterConfig = getattr(config, stage)
+    policy = config.augment_policy(stage)
     if section.recovery == "teacher":
         # A fresh copy: the surgery and TF-MOT's wrappers hold the layers of the model they were given.
         teacher = load_stage_model(teacher_path, config)
         return train_with_teacher(model, teacher, images, config, epochs=section.epochs,
-                                  batch_size=section.batch_size, learning_rate=section.learning_rate,
+                                  batch_size=section.batch_size, learning_rate=section.learning_rate, policy=policy,
                                   description=f"{description} (from the teacher)", callbacks=callbacks)
     return train_on_labels(model, images, epochs=section.epochs, batch_size=section.batch_size,
                            learning_rate=section.learning_rate, seed=config.run.seed,
-                           augmented=config.finetune.augment, description=description, callbacks=callbacks)
+                           policy=policy, description=description, callbacks=callbacks)

@@ -3,7 +3,8 @@ an image was rotated by (Gidaris et al., 2018). Cheaper than SimCLR: one view pe
 from __future__ import annotations
 
 from pipeline.core.tf_env import keras, tf
-from pipeline.training.augment import FINETUNE_STRENGTH, augment
+from pipeline.training.augment import augment
+from pipeline.training.augment_policy import AugmentPolicy
 from pipeline.training.distribute import global_mean_gradients
 
 ROTATIONS = 4
@@ -22,13 +23,13 @@ def rotation_head(feature_dim: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(ROTATIONS)(inputs), name="rotation_head")
 
 
-def make_train_step(encoder: keras.Model, head: keras.Model, optimizer):
+def make_train_step(encoder: keras.Model, head: keras.Model, optimizer, policy: AugmentPolicy):
     variables = encoder.trainable_variables + head.trainable_variables
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function
     def step(images: tf.Tensor) -> tf.Tensor:
-        rotated, labels = rotate_batch(augment(images, FINETUNE_STRENGTH))
+        rotated, labels = rotate_batch(augment(images, policy))
         with tf.GradientTape() as tape:
             logits = head(encoder(rotated, training=True), training=True)
             loss = loss_fn(labels, logits) + tf.add_n(encoder.losses or [0.0])

@@ -7,7 +7,8 @@ to embeddings; NT-Xent pulls the two views of one image together and pushes the 
 from __future__ import annotations
 
 from pipeline.core.tf_env import keras, tf
-from pipeline.training.augment import SSL_STRENGTH, augment
+from pipeline.training.augment import augment
+from pipeline.training.augment_policy import AugmentPolicy
 from pipeline.training.distribute import global_mean_gradients
 
 HIDDEN_UNITS = 128  # projection head width
@@ -29,13 +30,13 @@ def projection_head(feature_dim: int, projection_dim: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(projection_dim)(x), name="projection_head")
 
 
-def make_train_step(encoder: keras.Model, head: keras.Model, optimizer, temperature: float):
-    """A compiled step: augment twice, embed both views, descend on NT-Xent."""
+def make_train_step(encoder: keras.Model, head: keras.Model, optimizer, temperature: float, policy: AugmentPolicy):
+    """A compiled step: augment twice (`policy`: a preset's views), embed both views, descend on NT-Xent."""
     variables = encoder.trainable_variables + head.trainable_variables
 
     @tf.function
     def step(images: tf.Tensor) -> tf.Tensor:
-        view1, view2 = augment(images, SSL_STRENGTH), augment(images, SSL_STRENGTH)
+        view1, view2 = augment(images, policy), augment(images, policy)
         with tf.GradientTape() as tape:
             z1 = head(encoder(view1, training=True), training=True)
             z2 = head(encoder(view2, training=True), training=True)

@@ -32,7 +32,7 @@ def run(ctx: StageContext) -> StageOutput:
         model = load_stage_model(ctx.input("prune", "pruned"), ctx.config)
         wrapped = wrap_for_clustering(model, cfg.clusters, cfg.init, preserve_sparsity, cfg.layers)
         images = recovery_images(ctx.config, data, cfg.recovery)
-        throughput = recover(wrapped, ctx.input("prune", "pruned"), images, ctx.config, cfg, "cluster")
+        throughput = recover(wrapped, ctx.input("prune", "pruned"), images, ctx.config, "cluster", "cluster")
     clustered = strip_clustering(wrapped)
     path = ctx.out_dir / "clustered.h5"
     save_model_h5(clustered, path, include_optimizer=False)

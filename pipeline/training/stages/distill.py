@@ -45,7 +45,7 @@ def run(ctx: StageContext) -> StageOutput:
         student = _new_student(ctx, data)
         throughput = train_with_teacher(student, teacher, images, ctx.config, epochs=cfg.epochs,
                                         batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                                        description="distill")
+                                        policy=ctx.config.augment_policy("distill"), description="distill")
     student_path = ctx.out_dir / "model.h5"
     save_model_h5(student, student_path, include_optimizer=False)
     labelled = int(np.sum(images.labels != UNLABELED))
@@ -65,7 +65,7 @@ def run(ctx: StageContext) -> StageOutput:
         with strategy.scope():
             plain = _new_student(ctx, data)
             train_on_labels(plain, labelled_images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                            learning_rate=cfg.learning_rate, seed=seed, augmented=ctx.config.finetune.augment,
+                            learning_rate=cfg.learning_rate, seed=seed, policy=ctx.config.augment_policy("distill"),
                             description="student without distillation")
         metrics.update(plain_student_images=len(labelled_images), plain_student_epochs=cfg.epochs,
                        plain_student_accuracy=keras_accuracy(plain, data.test))

@@ -33,7 +33,8 @@ def train_classifier(ctx: StageContext, data: RunData, images: ImageSet, encoder
             new_encoder(ctx.config, model).load_weights(encoder_weights)
         throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                     augmented=cfg.augment, description=f"finetune ({label})")
+                                     policy=ctx.config.augment_policy("finetune"),
+                                     description=f"finetune ({label})")
     return model, throughput
 
 

@@ -69,13 +69,14 @@ def run(ctx: StageContext) -> StageOutput:
         classifier = new_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
         encoder = new_encoder(ctx.config, classifier)
         feature_dim = encoder.output_shape[-1]
+        policy = ctx.config.augment_policy("pretrain")
         optimizer = keras.optimizers.Adam(cfg.learning_rate)
         if cfg.method == "simclr":
             head = simclr.projection_head(feature_dim, cfg.projection_dim)
-            step = simclr.make_train_step(encoder, head, optimizer, cfg.temperature)
+            step = simclr.make_train_step(encoder, head, optimizer, cfg.temperature, policy)
         else:
             head = rotation.rotation_head(feature_dim)
-            step = rotation.make_train_step(encoder, head, optimizer)
+            step = rotation.make_train_step(encoder, head, optimizer, policy)
     images = data.pretraining
     if len(images) < cfg.batch_size:
         raise UserError(f"{ctx.config.source}: pretrain.batch_size = {cfg.batch_size} is larger than the "

@@ -40,7 +40,7 @@ def run(ctx: StageContext) -> StageOutput:
             check_prunable(model)
             model = wrap_for_pruning(model, polynomial_schedule(cfg.target_sparsity, cfg.epochs * steps,
                                                                 cfg.frequency))
-            throughput = recover(model, ctx.input("slim", "model"), images, ctx.config, cfg, "prune",
+            throughput = recover(model, ctx.input("slim", "model"), images, ctx.config, "prune", "prune",
                                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(model)
         save_model_h5(stripped, pruned_path, include_optimizer=False)

@@ -63,7 +63,7 @@ def run(ctx: StageContext) -> StageOutput:
         model = quantize_aware(compressed, cfg.method)
         throughput = train_on_labels(model, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      learning_rate=cfg.learning_rate, seed=ctx.config.run.seed,
-                                     augmented=ctx.config.finetune.augment, description=cfg.method)
+                                     policy=ctx.config.augment_policy("quantize"), description=cfg.method)
     save_model_h5(model, out_path, include_optimizer=False)
     metrics = {
         "quantize_method": cfg.method,

@@ -45,7 +45,7 @@ def run(ctx: StageContext) -> StageOutput:
             metrics["factorized_layers"] = [dataclasses.asdict(record) for record in factorized]
         metrics["val_accuracy_before_finetune"] = keras_accuracy(model, data.validation)
         images = recovery_images(ctx.config, data, cfg.recovery)
-        throughput = recover(model, ctx.input("distill", "model"), images, ctx.config, cfg, "slim fine-tune")
+        throughput = recover(model, ctx.input("distill", "model"), images, ctx.config, "slim", "slim fine-tune")
     path = ctx.out_dir / "model.h5"
     save_model_h5(model, path, include_optimizer=False)
     metrics.update(macs_after=model_macs(model), params_after=model.count_params(),
