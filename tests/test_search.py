@@ -143,6 +143,15 @@ def test_a_found_config_rebuilds_the_same_pipeline_config(tmp_path: Path) -> Non
     assert dataclasses.replace(load_config(path), source="") == dataclasses.replace(pipeline, source="")
 
 
+def test_a_found_config_keeps_an_augmentation_table(tmp_path: Path) -> None:
+    base = load_config(load_search_config(CONFIG).study.base_path())
+    knobs = {"flip": "none", "rotation": 5.0, "crop_area": [0.9, 1.0]}
+    tabled = dataclasses.replace(base, run=dataclasses.replace(base.run, name="search-t008"),
+                                 finetune=dataclasses.replace(base.finetune, augment=knobs))
+    path = write_found(config_sections(tabled), tmp_path / "found", "augmentation as a table")
+    assert load_config(path).finetune.augment == knobs
+
+
 def test_the_study_lives_in_the_results_database(tmp_path: Path) -> None:
     assert storage_url(str(tmp_path / "r.db"))[0] == f"sqlite:///{tmp_path / 'r.db'}"
     url, options = storage_url("postgresql://u@host:5/db")

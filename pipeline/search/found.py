@@ -19,12 +19,16 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. an augmentation policy's knobs
+        return "{" + ", ".join(f"{json.dumps(key)} = {_value(item)}" for key, item in value.items()) + "}"
     return json.dumps(value)
 
 
 def config_sections(config: PipelineConfig) -> dict[str, dict[str, Any]]:
-    """Every section of a pipeline config as plain values (what a trial records, and a found config holds)."""
-    return {item.name: config.section(item.name) for item in dataclasses.fields(config) if item.name != "source"}
+    """Every section of a pipeline config as plain values, as written in a config file (what a trial records,
+    and a found config holds): `augment` stays the setting, not the policy record a cache key hashes."""
+    return {item.name: dataclasses.asdict(getattr(config, item.name))
+            for item in dataclasses.fields(config) if item.name != "source"}
 
 
 def toml_text(sections: dict[str, dict[str, Any]], comment: str) -> str:
