@@ -25,6 +25,8 @@ def _keras3_config(layer: keras.layers.Layer, cls: type) -> dict[str, Any]:
         key = renamed.get(key, key)
         if key == "activation":
             config[key] = activations.to_keras3(layer.activation)
+        elif key == "axis" and not isinstance(value, int):  # tf_keras lists it after building; Keras 3 wants one
+            config[key] = int(value[0]) if len(value) == 1 else list(value)
         elif key in accepted:
             config[key] = value
         elif not droppable(type(layer), key, value):

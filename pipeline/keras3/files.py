@@ -62,7 +62,9 @@ def load_keras3_file(path: Path, origin: str) -> Any:
     _, config = _metadata(path)
     for layer in _layers(config):
         if _custom(layer):
-            raise UserError(f"{origin}: {not_shared(layer.get('config', {}).get('name', '?'), layer['class_name'])}")
+            name, class_name = layer.get("config", {}).get("name", "?"), layer["class_name"].rpartition(">")[2]
+            raise UserError(f"{origin}: {not_shared(name, class_name)}")  # HDF5 names a class 'package>Class'
+
     try:
         return keras3().saving.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - Keras raises many types for a file it cannot read
