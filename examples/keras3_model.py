@@ -24,7 +24,7 @@ def residual_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.M
     """Conv + BatchNorm + ReLU6 stages, each with a depthwise-separable residual block, then dropout."""
     inputs = keras.Input(shape=input_shape)
     x = inputs
-    for filters in (32, 64):
+    for filters in (64, 128):
         x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(x))
         y = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
@@ -57,8 +57,9 @@ def main() -> None:
     keras.utils.set_random_seed(1)
     (x_train, y_train), (x_test, y_test) = load("train"), load("t10k")
     model = residual_cnn(x_train.shape[1:], 10)
-    model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    steps = args.epochs * -(-len(x_train) // 128)
+    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=128, verbose=2)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

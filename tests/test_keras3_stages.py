@@ -3,6 +3,7 @@ pruning and reaches a full-int8 file and a Keras 3 export (and a second run is a
 builder trains through every stage; a Lambda or custom layer class is refused in one line naming it."""
 import textwrap
 
+import numpy as np
 import pytest
 
 from pipeline.errors import UserError
@@ -136,18 +137,44 @@ def test_cli_refuses_a_keras3_lambda_file_in_one_line(keras3_builders, tmp_path)
 
 
 def test_layers_qat_cannot_take_are_named_in_one_line():
-    """MobileNetV3's squeeze-excite Multiply and hard-sigmoid Rescaling, and its input Rescaling."""
     import keras
 
     from pipeline.keras3.rebuild import rebuild
     from pipeline.training.tfmot_support import check_quantizable
 
-    model = rebuild(keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4), "v3")
+    inputs = keras.Input(shape=(8, 8, 1))
+    x = inputs
+    for number, activation in enumerate(("elu", "softplus", "selu", "mish", "elu", "softplus")):
+        x = keras.layers.Activation(activation, name=f"{activation}_{number}")(keras.layers.Conv2D(4, 1)(x))
+    model = rebuild(keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))), "m")
     with pytest.raises(UserError) as caught:
         check_quantizable(model)
     message = str(caught.value)
-    assert message.startswith("layers 'rescaling") and "(Rescaling)" in message and "more are not supported" in message
-    assert 'quantize.method = "ptq"' in message
+    assert message.startswith("layers 'elu_0' (Activation), 'softplus_1' (Activation), 'selu_2' (Activation), ")
+    assert "and 2 more are not supported by TF-MOT" in message and 'quantize.method = "ptq"' in message
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_trains_with_qat_and_converts_to_full_int8(tmp_path):
+    """Its hard-swish, squeeze-excite Multiply and Rescaling layers get TF-MOT's output-only config."""
+    import keras
+
+    from pipeline.keras3.rebuild import rebuild
+    from pipeline.tflite.conversion import convert_int8
+    from pipeline.tflite.verification import inspect_int8
+    from pipeline.training.stages.quantize import quantize_aware
+    from pipeline.training.tfmot_support import check_quantizable
+
+    model = rebuild(keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4), "v3")
+    check_quantizable(model)
+    trained = quantize_aware(model, "qat")
+    trained.compile("adam", "sparse_categorical_crossentropy")
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    trained.fit(images / 255.0, np.arange(64) % 4, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "v3.tflite"
+    path.write_bytes(convert_int8(trained, images[:16]))
+    report = inspect_int8(path)
+    assert report["boundary_int8"] and report["float_ops"] == [] and report["op_counts"]["HARD_SWISH"] > 0
 
 
 def test_rebuild_that_computes_something_else_is_refused(keras3_files, micro_data):

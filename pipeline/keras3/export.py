@@ -8,26 +8,25 @@ weights like any other, so they survive.
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.tf_env import keras, tf
 from pipeline.keras3 import activations, keras3
-from pipeline.keras3.layers import RENAMED, NoEquivalent, describe, droppable
+from pipeline.keras3.layers import RENAMED, NoEquivalent, accepted, describe, droppable
 
 
 def _keras3_config(layer: keras.layers.Layer, cls: type) -> dict[str, Any]:
-    accepted = set(inspect.signature(cls.__init__).parameters) | {"name", "trainable", "dtype"}
+    takes = accepted(cls)
     renamed = {tf_keras_name: name for name, tf_keras_name in RENAMED.get(cls.__name__, {}).items()}
-    config = {}
+    config: dict[str, Any] = {}
     for key, value in layer.get_config().items():
         key = renamed.get(key, key)
         if key == "activation":
             config[key] = activations.to_keras3(layer.activation)
         elif key == "axis" and not isinstance(value, int):  # tf_keras lists it after building; Keras 3 wants one
             config[key] = int(value[0]) if len(value) == 1 else list(value)
-        elif key in accepted:
+        elif key in takes:
             config[key] = value
         elif not droppable(type(layer), key, value):
             raise NoEquivalent(f"{describe(layer)} sets {key} = {value!r}, which Keras 3's {cls.__name__} "

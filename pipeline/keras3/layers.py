@@ -45,8 +45,9 @@ def describe(operation: Any) -> str:
     return f"layer '{operation.name}' ({type(operation).__name__})"
 
 
-def _parameters(cls: type) -> set[str]:
-    return set(inspect.signature(cls.__init__).parameters) | {"name", "trainable", "dtype"}
+def accepted(cls: type) -> set[str]:
+    """The settings a layer class's constructor takes (the base Layer's own among them)."""
+    return set(inspect.signature(cls).parameters) | {"name", "trainable", "dtype"}
 
 
 def droppable(cls: type, key: str, value: Any) -> bool:
@@ -55,7 +56,7 @@ def droppable(cls: type, key: str, value: Any) -> bool:
     if key.endswith("_initializer"):
         return True
     for base in cls.__mro__:
-        parameter = inspect.signature(base.__init__).parameters.get(key) if "__init__" in vars(base) else None
+        parameter = inspect.signature(vars(base)["__init__"]).parameters.get(key) if "__init__" in vars(base) else None
         if parameter is not None and parameter.default is not inspect.Parameter.empty:
             return bool(parameter.default == value)
     return value is None or value is False
@@ -74,7 +75,7 @@ def _serialized(value: Any, namespace: Any, where: str) -> Any:
     if cls is None:
         raise NoEquivalent(f"{where} uses {value['class_name']}, which tf_keras does not have; {FIX}")
     config = value.get("config") or {}
-    return cls(**{key: item for key, item in config.items() if key in _parameters(cls)})
+    return cls(**{key: item for key, item in config.items() if key in accepted(cls)})
 
 
 def _activation(value: Any, where: str) -> Any:
@@ -86,7 +87,7 @@ def _activation(value: Any, where: str) -> Any:
 
 def tf_keras_config(layer: Any, cls: type) -> dict[str, Any]:
     """The Keras 3 layer's config as tf_keras's `cls` takes it."""
-    where, accepted, config = describe(layer), _parameters(cls), layer.get_config()
+    where, takes, config = describe(layer), accepted(cls), layer.get_config()
     renamed = RENAMED.get(cls.__name__, {})
     translated: dict[str, Any] = {}
     for key, value in config.items():
@@ -94,11 +95,11 @@ def tf_keras_config(layer: Any, cls: type) -> dict[str, Any]:
         kind = key.rpartition("_")[2]
         if key == "dtype":
             translated[key] = _dtype(value)
-        elif kind in SERIALIZED and key in accepted:
+        elif kind in SERIALIZED and key in takes:
             translated[key] = _serialized(value, SERIALIZED[kind], where)
         elif key == "activation":
             translated[key] = _activation(value, where)
-        elif key in accepted:
+        elif key in takes:
             translated[key] = value
         elif not droppable(type(layer), key, value):
             raise NoEquivalent(f"{where} sets {key} = {value!r}, which tf_keras's {cls.__name__} does not have; "
@@ -138,7 +139,7 @@ def _with_constant(kind: str, operation: Any, args: tuple) -> Apply | None:
     affine["TrueDivide"] = affine["Divide"]
     if affine.get(kind) is None:
         return None
-    scale, offset = affine[kind]
+    scale, offset = affine[kind] or (1.0, 0.0)
     rescaling = keras.layers.Rescaling(scale, offset, name=operation.name)
     return lambda filled, kwargs: rescaling(filled[0] if tensor_first else filled[1])
 

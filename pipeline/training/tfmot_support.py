@@ -3,7 +3,8 @@ layer it does not know costs the user one line, not a pretraining run.
 
 Pruning wraps Conv2D and Dense layers (pipeline.training.pruning); TF-MOT knows only the
 built-in classes, not subclasses of them. Quantization-aware training (QAT and PQAT) needs a
-default int8 config for every layer; a Lambda, a custom layer or a preprocessing layer has none.
+default int8 config for every layer (pipeline.training.qat_annotation adds one for the elementwise
+layers a Keras 3 model brings); a Lambda, a custom layer or most preprocessing layers have none.
 Post-training quantization needs neither: the converter quantizes whatever it can.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 from pipeline.core.tf_env import keras, tfmot
 from pipeline.errors import UserError
 from pipeline.training.pruning import is_prunable
+from pipeline.training.qat_annotation import output_only
 
 
 def _describe(layer: keras.layers.Layer) -> str:
@@ -58,6 +60,8 @@ def qat_unsupported(model: keras.Model) -> list[keras.layers.Layer]:
         if isinstance(layer, keras.layers.InputLayer) or _folded_batch_norm(layer):
             continue
         # TF-MOT itself leaves a Lambda float with only a warning, which full-int8 conversion cannot use.
+        if output_only(layer):
+            continue
         if (isinstance(layer, keras.layers.Lambda) or not registry.supports(layer)
                 or (isinstance(layer, keras.layers.Activation) and not _activation_known(layer))):
             found.append(layer)
