@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
+from pipeline.keras3 import keras3
 
 BUILDER_FORM = "'package.module:function' (a function (input_shape, num_classes) -> keras.Model)"
 MODEL_FILE_FORMS = ".keras file, .h5 file or SavedModel folder"
@@ -51,17 +53,18 @@ def custom_layers(spec: str) -> dict[str, type]:
             if isinstance(value, type) and issubclass(value, keras.layers.Layer)}
 
 
-def build_with(spec: str, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def build_with(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The builder's model: a tf_keras Model, or a Keras 3 one (which the caller rebuilds as tf_keras)."""
     model = import_builder(spec)(tuple(input_shape), num_classes)
-    if not isinstance(model, keras.Model):
-        raise UserError(f"model.builder = {spec!r} returned {type(model).__name__}, not a tf_keras Model; "
-                        f"build it with `from tf_keras import ...` (Keras 2) and return keras.Model(inputs, outputs)")
+    if not isinstance(model, (keras.Model, keras3().Model)):
+        raise UserError(f"model.builder = {spec!r} returned {type(model).__name__}, not a Keras Model; "
+                        f"return keras.Model(inputs, outputs)")
     return model
 
 
 def _unreadable(path: Path, error: BaseException) -> str:
     return (f"model.path {path} is not a Keras model this pipeline can load ({_first_line(error)}); "
-            f"save your classifier with model.save('my_classifier.keras') from tf_keras")
+            f"save your classifier with model.save('my_classifier.keras')")
 
 
 def load_model_file(path: Path) -> keras.Model:

@@ -263,9 +263,11 @@ def test_cli_prints_the_refusal_in_one_line(tmp_path):
 
 def test_readme_example_configs_name_a_builder_that_pqat_can_compress():
     from pipeline.training.config import load_config
+    from pipeline.training.image_set import ImageSet
     from pipeline.training.model_source import new_classifier
 
     builder_config = load_config(REPO / "configs" / "own-builder.toml")
     assert load_config(REPO / "configs" / "own-model.toml").model.path == "build/my_classifier.keras"
-    model = new_classifier(builder_config, (28, 28, 1), 10)  # checks shape, classes, pruning and PQAT support
+    images = ImageSet(np.zeros(4, np.int64), arrays=np.zeros((4, 28, 28, 1), np.uint8))
+    model = new_classifier(builder_config, images, 10).model  # checks shape, classes, pruning and PQAT support
     assert builder_config.quantize.method == "pqat" and model.output_shape == (None, 10)

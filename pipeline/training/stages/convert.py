@@ -6,6 +6,7 @@ as `<name>.tflite` (artifact `<name>_tflite`) with its numbers under `metrics.va
 Each is evaluated on the whole test set through LiteRT with proper input quantization and
 shipped with a samples file (real test images, labels, reference outputs, preprocessing)
 so that a device can check its accuracy and its outputs against the host's (and name its classes).
+The compressed float model is also written as a Keras 3 `.keras` file (artifact `keras3_model`).
 Unless convert.calibration names a file, the calibration images are drawn from the run's
 training split here and saved beside the models with their provenance (the artifact), and a copy
 is published as `<convert.calibration_dir>/<run name>.npz` + `.json` for people to find and reuse.
@@ -20,6 +21,7 @@ import numpy as np
 from pipeline.core.artifacts import gzip_size, read_json
 from pipeline.core.npz import save_npz
 from pipeline.core.preprocessing import PIXEL_OFFSET, PIXEL_SCALE
+from pipeline.core.tf_env import keras
 from pipeline.core.variants import (
     COMPRESSED_FLOAT,
     QUANTIZE_TRAINED,
@@ -29,6 +31,10 @@ from pipeline.core.variants import (
     produced_variants,
 )
 from pipeline.errors import UserError
+from pipeline.keras3 import keras3
+from pipeline.keras3.check import compare
+from pipeline.keras3.export import save_keras3
+from pipeline.keras3.layers import NoEquivalent
 from pipeline.tflite.conversion import convert_float, convert_int8
 from pipeline.tflite.cost import model_cost
 from pipeline.tflite.evaluation import accuracy, run_model
@@ -40,6 +46,7 @@ from pipeline.training.calibration_set import (
     save_calibration,
 )
 from pipeline.training.fit import keras_accuracy
+from pipeline.training.image_set import ImageSet
 from pipeline.training.model_source import load_stage_model
 from pipeline.training.pruning import pruned_kernel_sparsity
 from pipeline.training.stage_io import StageContext, StageOutput
@@ -125,6 +132,20 @@ def _publish(ctx: StageContext, saved: Path) -> None:
                         f"it writable or set convert.calibration_dir in {ctx.config.source}") from None
 
 
+def _export_keras3(ctx: StageContext, model: keras.Model, test: ImageSet) -> tuple[dict[str, Path], dict]:
+    """The compressed float model as a Keras 3 `.keras` file, loaded back with Keras 3 and compared with
+    the tf_keras model on the test set; a model with a layer Keras 3 lacks is recorded as not written."""
+    path = ctx.out_dir / "compressed_float.keras"
+    try:
+        save_keras3(model, path)
+    except NoEquivalent as error:
+        path.unlink(missing_ok=True)
+        return {}, {"written": False, "reason": str(error)}
+    agreement = compare(keras3().saving.load_model(path, compile=False), model, test)
+    return {"keras3_model": path}, {"written": True, "test_argmax_agreement": agreement.argmax_agreement,
+                                    "test_max_abs_diff": agreement.max_abs_diff}
+
+
 def run(ctx: StageContext) -> StageOutput:
     data = load_run_data(ctx)
     calibration, artifacts = _calibration(ctx, data)
@@ -140,8 +161,10 @@ def run(ctx: StageContext) -> StageOutput:
         numbers["converted_keras_accuracy"] = keras_models.accuracy(variant.converted_from)
         numbers["source_float_accuracy"] = keras_models.accuracy(variant.source)
         variants[variant.name] = numbers
+    exported, keras3_export = _export_keras3(ctx, keras_models.model(COMPRESSED_FLOAT), data.test)
+    artifacts.update(exported)
     if "calibration" in artifacts:  # published last: a run whose conversion failed publishes nothing
         _publish(ctx, artifacts["calibration"])
     metrics = {"variants": variants, "compressed_variant": compressed_variant(ctx.config).name,
-               "calibration_samples": len(calibration)}
+               "calibration_samples": len(calibration), "keras3_export": keras3_export}
     return StageOutput(artifacts, metrics)

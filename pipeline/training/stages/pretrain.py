@@ -66,7 +66,7 @@ def run(ctx: StageContext) -> StageOutput:
     seed_everything(ctx.config.run.seed)
     data = load_run_data(ctx)
     with strategy.scope():
-        classifier = new_classifier(ctx.config, data.dataset.input_shape, data.dataset.num_classes)
+        classifier = new_classifier(ctx.config, data.validation, data.dataset.num_classes).model
         encoder = new_encoder(ctx.config, classifier)
         feature_dim = encoder.output_shape[-1]
         policy = ctx.config.augment_policy("pretrain")

@@ -17,6 +17,7 @@ from pipeline.training.distribute import training_strategy
 from pipeline.training.fit import keras_accuracy, seed_everything, train_on_labels
 from pipeline.training.model_files import save_model_h5
 from pipeline.training.model_source import load_stage_model
+from pipeline.training.qat_annotation import annotate_for_qat
 from pipeline.training.stage_io import StageContext, StageOutput
 from pipeline.training.stages.data import load_run_data
 from pipeline.training.tfmot_support import check_quantizable
@@ -24,13 +25,15 @@ from pipeline.training.tfmot_support import check_quantizable
 
 def quantize_aware(model: keras.Model, method: str) -> keras.Model:
     """Wrap a flat float model for QAT with the scheme `method` names."""
-    annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+    annotated = annotate_for_qat(model)
     schemes = {"pqat": tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme,
                "cqat": lambda: cluster_preserving_scheme(preserve_sparsity=False),
                "pcqat": lambda: cluster_preserving_scheme(preserve_sparsity=True)}
-    if method in schemes:
-        return tfmot.quantization.keras.quantize_apply(annotated, schemes[method]())
-    return tfmot.quantization.keras.quantize_apply(annotated)
+    # The scope holds TF-MOT's own quantize configs, among them the output-only one annotate_for_qat may use.
+    with tfmot.quantization.keras.quantize_scope():
+        if method in schemes:
+            return tfmot.quantization.keras.quantize_apply(annotated, schemes[method]())
+        return tfmot.quantization.keras.quantize_apply(annotated)
 
 
 def load_quantized(path: Path, float_model: Path, config: PipelineConfig) -> keras.Model:
