@@ -22,6 +22,7 @@ COMMANDS = {
     "baseline show": ["baseline", "show"],
     "nightly": ["nightly", "--config", str(REPO / "configs" / "nightly.toml")],
     "sweep": ["sweep", "--config", str(REPO / "configs" / "sweep.toml")],
+    "search": ["search", "--config", str(REPO / "configs" / "search.toml")],
 }
 
 

@@ -128,6 +128,33 @@ class _SqliteTransaction:
         return [dict(row) for row in self.connection.execute(sql, params).fetchall()]
 
 
+def refuse_if_damaged(path: Path) -> None:
+    """A damaged file is refused before anything opens it for writing: switching it to WAL, a migration
+    or a checkpoint could write over what a restore still needs. SQLite only notices a damaged page when
+    it reads one, so an existing file is checked first, read-only (PRAGMA quick_check)."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        # Without a -wal file the main file is everything: immutable=1 reads it without creating -wal/-shm.
+        wal = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if wal else "immutable=1"
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    except (OSError, sqlite3.Error):
+        return  # unreadable here: the open that follows says why
+    try:
+        problems = [row[0] for row in probe.execute("PRAGMA quick_check(1)").fetchall()]
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    finally:
+        probe.close()
+    if problems != ["ok"]:
+        reason = " ".join(" ".join(problems).split())
+        quoted = shlex.quote(str(path))
+        raise UserError(f"the results database {path} is damaged ({reason}); nothing was written to it. "
+                        f"Check it with `sqlite3 {quoted} \"PRAGMA integrity_check\"`, then restore it from "
+                        f"a backup (or move it aside to start an empty one)")
+
+
 class SqliteDatabase:
     """A SQLite file in WAL mode: readers never block the writer, a killed writer loses nothing committed."""
 
@@ -136,7 +163,7 @@ class SqliteDatabase:
     def __init__(self, path: str):
         self.path = Path(path)
         self.url = str(self.path)
-        self._refuse_if_damaged()
+        refuse_if_damaged(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
@@ -149,32 +176,6 @@ class SqliteDatabase:
                 raise self._full_error(error) from None
             raise UserError(f"cannot open the results database {self.path}: {error}; "
                             "check the path and its permissions") from error
-
-    def _refuse_if_damaged(self) -> None:
-        """A damaged file is refused before anything opens it for writing: switching it to WAL, a migration
-        or a checkpoint could write over what a restore still needs. SQLite only notices a damaged page when
-        it reads one, so an existing file is checked first, read-only (PRAGMA quick_check)."""
-        try:
-            if not self.path.is_file() or self.path.stat().st_size == 0:
-                return
-            # Without a -wal file the main file is everything: immutable=1 reads it without creating -wal/-shm.
-            wal = self.path.with_name(self.path.name + "-wal").exists()
-            mode = "mode=ro" if wal else "immutable=1"
-            probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
-        except (OSError, sqlite3.Error):
-            return  # unreadable here: opening it below says why
-        try:
-            problems = [row[0] for row in probe.execute("PRAGMA quick_check(1)").fetchall()]
-        except sqlite3.DatabaseError as error:
-            problems = [str(error)]
-        finally:
-            probe.close()
-        if problems != ["ok"]:
-            reason = " ".join(" ".join(problems).split())
-            quoted = shlex.quote(str(self.path))
-            raise UserError(f"the results database {self.path} is damaged ({reason}); nothing was written to it. "
-                            f"Check it with `sqlite3 {quoted} \"PRAGMA integrity_check\"`, then restore it from "
-                            f"a backup (or move it aside to start an empty one)")
 
     def _disk_full(self, error: Exception) -> bool:
         """SQLite reports a full disk as SQLITE_FULL while writing, but only as 'disk I/O error' when it

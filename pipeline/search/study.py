@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from pipeline.errors import UserError
-from pipeline.results.db import POSTGRES_SCHEMES, redact_url, resolve_url
+from pipeline.results.db import POSTGRES_SCHEMES, redact_url, refuse_if_damaged, resolve_url
 from pipeline.search import feasibility
 from pipeline.search.settings import SearchConfig
 
@@ -43,6 +43,7 @@ def storage_url(results_db: str) -> tuple[str, dict]:
         raise UserError(f"unsupported results database URL scheme {scheme!r}: use postgresql://... or a SQLite "
                         f"file path")
     path = Path(url.removeprefix("sqlite://") if scheme else url)
+    refuse_if_damaged(path)  # before Optuna's engine creates its tables in it
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}", {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
 
