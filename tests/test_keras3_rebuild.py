@@ -37,7 +37,7 @@ def _keras3_names(model) -> set[str]:
 def test_application_rebuilds_with_the_same_outputs_names_and_weights(name):
     import keras
 
-    from pipeline.keras3.check import TOLERANCE, compare
+    from pipeline.keras3.equivalence import TOLERANCE, compare
     from pipeline.keras3.rebuild import rebuild
 
     function, options = ARCHITECTURES[name]
@@ -54,7 +54,7 @@ def test_application_rebuilds_with_the_same_outputs_names_and_weights(name):
 
 
 def test_every_translated_layer_and_op_computes_the_same():
-    from pipeline.keras3.check import TOLERANCE, compare
+    from pipeline.keras3.equivalence import TOLERANCE, compare
     from pipeline.keras3.layers import LAYERS, UNARY_OPS
     from pipeline.keras3.rebuild import rebuild
 

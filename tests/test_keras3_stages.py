@@ -61,7 +61,7 @@ def _config(tmp_path, **sections):
 def test_keras3_file_goes_through_every_stage_and_comes_back_out_as_keras3(kind, keras3_files, tmp_path):
     import keras
 
-    from pipeline.keras3.check import TOLERANCE
+    from pipeline.keras3.equivalence import TOLERANCE
     from pipeline.training.runner import run_stages
 
     config = _config(tmp_path, model={"path": str(keras3_files[kind])})
@@ -180,7 +180,7 @@ def test_mobilenet_v3_trains_with_qat_and_converts_to_full_int8(tmp_path):
 def test_rebuild_that_computes_something_else_is_refused(keras3_files, micro_data):
     import keras
 
-    from pipeline.keras3.check import check_equivalent
+    from pipeline.keras3.equivalence import check_equivalent
     from pipeline.keras3.rebuild import rebuild
 
     original = keras.saving.load_model(keras3_files["keras"])

@@ -1,9 +1,10 @@
 """The package layout is the architecture: imports only point down the layers, and never in a circle.
 
 Layers, lowest first (a module may import its own package and anything in a lower layer):
-errors and the device agent (standalone); core; models and TFLite files; the four domains
-(training, Edge TPU, devices, results); the nightly and the test infrastructure; the compression sweep (it
-reuses the nightly's report pieces) and the model search; the CLI commands; the CLI.
+errors and the device agent (standalone); core; Keras 3 models (read, rebuilt, written); models and
+TFLite files; the four domains (training, Edge TPU, devices, results); the nightly and the test
+infrastructure; the compression sweep (it reuses the nightly's report pieces) and the model search;
+the CLI commands; the CLI.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ PACKAGES = ("pipeline", "device_agents", "models")
 LAYERS: dict[str, int] = {
     "pipeline.errors": 0, "device_agents": 0,
     "pipeline.core": 1,
-    "models": 2, "pipeline.tflite": 2,
-    "pipeline.training": 3, "pipeline.edgetpu": 3, "pipeline.devices": 3, "pipeline.results": 3,
-    "pipeline.nightly": 4, "pipeline.testing": 4,
-    "pipeline.sweep": 5, "pipeline.search": 5,
-    "pipeline.commands": 6,
-    "pipeline.cli": 7, "pipeline.__main__": 8, "pipeline": 8,
+    "pipeline.keras3": 2,
+    "models": 3, "pipeline.tflite": 3,
+    "pipeline.training": 4, "pipeline.edgetpu": 4, "pipeline.devices": 4, "pipeline.results": 4,
+    "pipeline.nightly": 5, "pipeline.testing": 5,
+    "pipeline.sweep": 6, "pipeline.search": 6,
+    "pipeline.commands": 7,
+    "pipeline.cli": 8, "pipeline.__main__": 9, "pipeline": 9,
 }
 
 

@@ -19,7 +19,7 @@ from models import build_classifier, encoder_of
 from models.user import build_with, check_fits, check_graph_model, custom_layers, load_model_file
 from pipeline.core.tf_env import keras
 from pipeline.keras3 import activations  # noqa: F401 - registers the activations rebuilt Keras 3 models use
-from pipeline.keras3.check import check_equivalent
+from pipeline.keras3.equivalence import check_equivalent
 from pipeline.keras3.files import is_keras3_file, load_keras3_file
 from pipeline.keras3.rebuild import rebuild
 from pipeline.training.config import PipelineConfig

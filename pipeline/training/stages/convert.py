@@ -32,7 +32,7 @@ from pipeline.core.variants import (
 )
 from pipeline.errors import UserError
 from pipeline.keras3 import keras3
-from pipeline.keras3.check import compare
+from pipeline.keras3.equivalence import compare
 from pipeline.keras3.export import save_keras3
 from pipeline.keras3.layers import NoEquivalent
 from pipeline.tflite.conversion import convert_float, convert_int8

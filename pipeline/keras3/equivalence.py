@@ -3,7 +3,8 @@ images (the run's validation split), in inference mode (BatchNormalization on it
 statistics, Dropout off), before any stage trains or compresses it."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -11,10 +12,17 @@ from pipeline.core.preprocessing import to_float
 from pipeline.core.tf_env import keras
 from pipeline.errors import UserError
 from pipeline.keras3 import keras3
-from pipeline.training.image_set import ImageSet
 
 TOLERANCE = 1e-4  # max abs difference of the outputs (logits, or probabilities for a softmax head)
 BATCH = 128
+
+
+class Images(Protocol):
+    """What the check reads: images in batches, and how many (the training package's ImageSet is one)."""
+
+    def batches(self, batch_size: int) -> Iterable[np.ndarray]: ...
+
+    def __len__(self) -> int: ...
 
 
 class Comparison(NamedTuple):
@@ -22,7 +30,7 @@ class Comparison(NamedTuple):
     argmax_agreement: float  # the fraction of images both models give the same top class
 
 
-def compare(keras3_model: Any, tf_keras_model: keras.Model, images: ImageSet) -> Comparison:
+def compare(keras3_model: Any, tf_keras_model: keras.Model, images: Images) -> Comparison:
     """The two models' outputs on `images`, compared batch by batch."""
     worst, agreeing = 0.0, 0
     for batch in images.batches(BATCH):
@@ -34,7 +42,7 @@ def compare(keras3_model: Any, tf_keras_model: keras.Model, images: ImageSet) ->
     return Comparison(worst, agreeing / max(len(images), 1))
 
 
-def check_equivalent(original: Any, rebuilt: keras.Model, images: ImageSet, origin: str) -> dict[str, Any]:
+def check_equivalent(original: Any, rebuilt: keras.Model, images: Images, origin: str) -> dict[str, Any]:
     """The check's record for the manifest; a rebuild that computes something else is refused."""
     difference = compare(original, rebuilt, images).max_abs_diff
     if not difference <= TOLERANCE:
