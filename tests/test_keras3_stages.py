@@ -9,6 +9,7 @@ import pytest
 from pipeline.errors import UserError
 from tests.conftest import REPO, micro_config, run_cli, write_toml
 from tests.keras3_models import keras3_builders  # noqa: F401
+from tests.test_user_model import _one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +97,6 @@ def test_keras3_builder_trains_through_pretraining_and_finetuning(keras3_builder
     classifier = load_stage_model(manifest.output_path("finetune", "classifier"), config)
     assert [type(layer).__name__ for layer in classifier.layers][3:6] == ["ReLU", "DepthwiseConv2D",
                                                                          "BatchNormalization"]
-
-
-def _one_line_error(config, until=None) -> str:
-    from pipeline.training.runner import run_stages
-
-    with pytest.raises(UserError) as caught:
-        run_stages(config, until=until, log=lambda _: None)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize(("function", "suffix"), [("with_lambda", ".keras"), ("with_custom_layer", ".keras"),
